@@ -1,0 +1,84 @@
+"""What can go wrong talking to Immich, as types the rest of the job can act on.
+
+Every error names the call (method and path, never the key) and what the server said, so the
+one-line message a person reads says where it happened and what to do.
+"""
+
+from __future__ import annotations
+
+
+class ImmichError(Exception):
+    """Base: `call` is 'METHOD /api/path', `status` the HTTP status (None if no answer came)."""
+
+    exit_code = 1
+    hint = ""
+
+    def __init__(self, call: str, detail: str, status: int | None = None):
+        self.call = call
+        self.detail = detail
+        self.status = status
+        text = f"{call}: {detail}"
+        if self.hint:
+            text += f" ({self.hint})"
+        super().__init__(text)
+
+
+class Unreachable(ImmichError):
+    """No usable answer: connection refused, DNS, TLS, timeouts after retries, or not an Immich server."""
+
+    exit_code = 3
+    hint = "check IMMICH_URL and that the server is up and reachable from here"
+
+
+class NotImmich(Unreachable):
+    hint = "IMMICH_URL must point at the Immich server itself (the address of its web page), not a proxy error page"
+
+
+class KeyRefused(ImmichError):
+    exit_code = 3
+    hint = "the API key was refused: create a new key in Immich (Account Settings > API Keys) and set IMMICH_API_KEY"
+
+
+class PermissionMissing(ImmichError):
+    """403 naming a permission the API key lacks."""
+
+    def __init__(self, call: str, permission: str, status: int = 403):
+        self.permission = permission
+        plural = "s" if "," in permission else ""
+        self.hint = f"edit the API key in Immich (Account Settings > API Keys) to add {permission}, or use a key with all permissions"
+        super().__init__(call, f"the API key lacks the permission{plural} {permission}", status)
+
+
+class Forbidden(ImmichError):
+    """403 without a permission name: an admin-only endpoint or an asset of someone else."""
+
+
+class NotFound(ImmichError):
+    """The thing is not there (or not visible to this key): 404, or Immich's 400 'Not found'."""
+
+
+class BadRequest(ImmichError):
+    """400: the server rejected what we sent. A bug on our side or a server we do not know."""
+
+
+class ServerError(ImmichError):
+    """5xx or 429 that did not go away after retries."""
+
+
+class UnexpectedResponse(ImmichError):
+    """The answer is not what Immich answers: HTML, truncated or malformed JSON, an unknown shape."""
+
+    hint = "is IMMICH_URL an Immich server of version 2.0 or newer?"
+
+
+class TooOld(ImmichError):
+    exit_code = 3
+
+
+class DryRunViolation(RuntimeError):
+    """A mutating request was attempted during `plan`. Always a bug; the request was not sent."""
+
+
+class TruncatedTransfer(Exception):
+    """A download ended early, ran long, or failed mid-body. Deliberately not an OSError: urllib3 must
+    not treat it as a connection problem and retry a half-sent upload."""

@@ -1,0 +1,290 @@
+"""The HTTP transport: one `requests.Session`, timeouts on every call, retries where they are safe,
+error mapping, request accounting, and the read-only guard that makes `plan` harmless.
+
+Retries are urllib3's `Retry` (backoff, Retry-After), mounted through `RoutingAdapter`, which sends each
+request through a retrying or a single-shot adapter according to `retry_safe()`: the one place that
+decides which Immich calls may be repeated blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from typing import Any
+
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3.util.retry import Retry
+
+from job.immich import errors
+
+RETRY_AFTER_CAP = 60.0  # seconds; a server asking for more is treated as this, so shutdown stays prompt
+
+# POSTs that read or are idempotent by nature; every other POST creates something.
+_SAFE_POSTS = frozenset(
+    {"/api/search/metadata", "/api/search/statistics", "/api/assets/bulk-upload-check", "/api/trash/restore/assets"}
+)
+# Calls that must never be repeated blindly:
+# - PUT /assets/copy with stack=true, repeated once the target is in the source's stack, merges the stack
+#   into itself and then DELETES it (asset.service.ts copyStack: merge + delete(sourceStackId)).
+# - POST /assets streams a one-shot body; the move repeats the whole transfer instead.
+# - POST /faces and POST /stacks create a new face or stack each time.
+_UNSAFE_PUTS = frozenset({"/api/assets/copy"})
+# What `plan` may send. Anything else raises DryRunViolation before it leaves the process.
+_READ_ONLY_POSTS = frozenset({"/api/search/metadata", "/api/search/statistics", "/api/assets/bulk-upload-check"})
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PERMISSION = re.compile(r"Missing required permission: ([\w.]+)")
+_NOT_FOUND = re.compile(r"not found|no [\w.]+ access|must exist", re.IGNORECASE)
+
+
+def retry_safe(method: str, path: str) -> bool:
+    """May this request be sent again when no (or a transient) answer came back?"""
+    method = method.upper()
+    if method in ("GET", "HEAD", "DELETE", "PATCH"):
+        return True
+    if method == "PUT":
+        return path not in _UNSAFE_PUTS
+    if method == "POST":
+        return path in _SAFE_POSTS
+    return False
+
+
+def is_mutating(method: str, path: str) -> bool:
+    method = method.upper()
+    if method in ("GET", "HEAD"):
+        return False
+    return not (method == "POST" and path in _READ_ONLY_POSTS)
+
+
+def route_of(path: str) -> str:
+    """'/api/assets/6f2f…/metadata' -> '/api/assets/{id}/metadata', for counting requests by kind."""
+    return _UUID.sub("{id}", path.split("?", 1)[0])
+
+
+class CappedRetry(Retry):
+    """urllib3 Retry that never sleeps longer than RETRY_AFTER_CAP for a Retry-After header (works on
+    every urllib3 2.x, with or without its own `retry_after_max`)."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), RETRY_AFTER_CAP)
+
+
+class _BigBlockAdapter(HTTPAdapter):
+    """Sends request bodies in 256 KiB blocks instead of http.client's 8 KiB: a multi-GB upload then
+    costs a few thousand reads of our streaming body, not hundreds of thousands."""
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        pool_kwargs.setdefault("blocksize", 256 * 1024)
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+
+
+class RoutingAdapter(BaseAdapter):
+    """Sends each request through the retrying adapter when `retry_safe()` allows it, else single-shot."""
+
+    def __init__(self, retries: int, pool_size: int):
+        super().__init__()
+        policy = CappedRetry(
+            total=retries,
+            connect=retries,
+            read=min(retries, 2),
+            status=retries,
+            other=0,
+            backoff_factor=0.5,
+            backoff_max=20,
+            status_forcelist=(429, 502, 503, 504),
+            allowed_methods=None,  # this adapter only ever sees retry-safe requests
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        self.retrying = _BigBlockAdapter(max_retries=policy, pool_connections=2, pool_maxsize=pool_size)
+        self.single = _BigBlockAdapter(max_retries=Retry(0, read=False, redirect=0), pool_connections=2, pool_maxsize=pool_size)
+
+    def send(self, request, **kwargs):
+        path = requests.utils.urlparse(request.url).path
+        adapter = self.retrying if retry_safe(request.method, path) else self.single
+        return adapter.send(request, **kwargs)
+
+    def close(self):
+        self.retrying.close()
+        self.single.close()
+
+
+class Transport:
+    """One session for the whole run; thread-safe for the job's concurrent workers."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        read_only: bool = False,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        retries: int = 5,
+        pool_size: int = 8,
+        user_agent: str = "immich-ext2int",
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.read_only = read_only
+        self.timeout = (connect_timeout, timeout)
+        self._secret = api_key
+        self.session = requests.Session()
+        self.session.headers.update({"x-api-key": api_key, "Accept": "application/json", "User-Agent": user_agent})
+        self.session.trust_env = True  # honour HTTPS_PROXY / NO_PROXY / REQUESTS_CA_BUNDLE like other tools
+        adapter = RoutingAdapter(retries=retries, pool_size=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    # --- accounting ---------------------------------------------------------------------------
+
+    @property
+    def total_requests(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    @property
+    def mutating_requests(self) -> int:
+        with self._lock:
+            return sum(n for (method, route), n in self.counts.items() if is_mutating(method, route))
+
+    def _count(self, method: str, path: str) -> None:
+        with self._lock:
+            self.counts[(method, route_of(path))] += 1
+
+    # --- calls --------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        expect: tuple[int, ...] = (200, 201, 204),
+        timeout: tuple[float, float] | None = None,
+    ) -> requests.Response:
+        """Send one call to /api`path`; return the response when its status is in `expect`, else raise
+        the matching ImmichError. The key is in the session headers only, never in a message."""
+        method = method.upper()
+        api_path = "/api" + path
+        call = f"{method} {route_of(api_path)}"
+        if self.read_only and is_mutating(method, api_path):
+            raise errors.DryRunViolation(f"{call} refused: this is a dry run (plan); nothing may change")
+        self._count(method, api_path)
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + api_path,
+                json=json_body,
+                params=params,
+                data=data,
+                headers=headers,
+                stream=stream,
+                timeout=timeout or self.timeout,
+                allow_redirects=False,
+            )
+        except errors.TruncatedTransfer:
+            raise
+        except requests.exceptions.ConnectTimeout:
+            raise errors.Unreachable(call, "connection timed out") from None
+        except requests.exceptions.ReadTimeout:
+            raise errors.Unreachable(call, "no answer within the timeout") from None
+        except requests.exceptions.SSLError as exc:
+            raise errors.Unreachable(call, f"TLS failed: {self.scrub(str(exc))[:200]}") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise errors.Unreachable(call, f"connection failed: {_reason(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise errors.Unreachable(call, f"request failed: {self.scrub(str(exc))[:200]}") from None
+        if response.status_code in expect:
+            return response
+        try:
+            raise_for(call, response)
+        finally:
+            response.close()
+        raise AssertionError("unreachable")
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        call = f"{method.upper()} {route_of('/api' + path)}"
+        return parse_json(call, response)
+
+    def scrub(self, text: str) -> str:
+        """Remove the key from any text that might carry it (defence in depth; we never put it there)."""
+        return text.replace(self._secret, "[redacted]") if self._secret else text
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def parse_json(call: str, response: requests.Response) -> Any:
+    if response.status_code == 204 or not response.content:
+        return None
+    content_type = response.headers.get("content-type", "")
+    text = response.text
+    if "json" not in content_type and text.lstrip().startswith("<"):
+        raise errors.NotImmich(call, f"answered with an HTML page (HTTP {response.status_code}), not JSON")
+    try:
+        return json.loads(text)
+    except ValueError:
+        what = "truncated JSON" if text.strip().startswith(("{", "[")) else "an answer that is not JSON"
+        raise errors.UnexpectedResponse(call, f"sent {what} (HTTP {response.status_code}, {len(text)} bytes)") from None
+
+
+def raise_for(call: str, response: requests.Response) -> None:
+    status = response.status_code
+    message = _server_message(response)
+    if status == 401:
+        raise errors.KeyRefused(call, f"HTTP 401 {message or 'Unauthorized'}", status)
+    if status == 403:
+        match = _PERMISSION.search(message)
+        if match:
+            raise errors.PermissionMissing(call, match.group(1))
+        raise errors.Forbidden(call, f"HTTP 403 {message or 'Forbidden'}", status)
+    if status == 404 or (status == 400 and _NOT_FOUND.search(message)):
+        raise errors.NotFound(call, f"HTTP {status} {message or 'Not Found'}", status)
+    if status == 400:
+        raise errors.BadRequest(call, f"HTTP 400 {message}", status)
+    if status == 429 or status >= 500:
+        raise errors.ServerError(call, f"HTTP {status} {message or response.reason or ''}".strip(), status)
+    if response.headers.get("content-type", "").startswith("text/html"):
+        raise errors.NotImmich(call, f"answered HTTP {status} with an HTML page", status)
+    raise errors.UnexpectedResponse(call, f"answered HTTP {status} {message}".strip(), status)
+
+
+def _server_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    message = body.get("message", "")
+    if isinstance(message, list):
+        message = "; ".join(str(m) for m in message)
+    details = [
+        f"{'.'.join(str(p) for p in e.get('path', []))}: {e.get('message', '')}"
+        for e in body.get("errors") or []
+        if isinstance(e, dict)
+    ]
+    text = str(message)
+    if details:
+        text += " (" + "; ".join(details) + ")"
+    return text[:300]
+
+
+def _reason(exc: requests.exceptions.ConnectionError) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "No route to host", "Temporary failure in name resolution",
+                   "Connection reset", "Remote end closed connection", "Connection aborted", "timed out", "Max retries exceeded"):
+        if marker in text:
+            return marker.lower()
+    return text[:160]

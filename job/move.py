@@ -1,0 +1,515 @@
+"""One unit (a photo, a video, or a live photo with its video half) through its steps, each safe to
+repeat. The steps read top to bottom in `Mover._move`:
+
+    read the source  ->  decide  ->  bring the bytes (transfer, or the target an earlier run made)
+    ->  prove the bytes  ->  journal  ->  carry the curation  ->  settle and verify  ->  delete
+
+A run killed between any two steps leaves a state the next run completes: the upload deduplicates,
+the journal on the source says which target holds its bytes, every carry is computed from what the
+target lacks, and nothing is deleted until the target is proven and verified in the same attempt.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from job.immich import errors
+from job.immich.client import Capabilities, ImmichClient
+from job.immich.models import Asset, Face
+from job.plan import JOURNAL_VERSION, decide, journal_matches
+from job.record import (
+    FACE_IOU, LIVE, MARKER, SELF, FaceBox, Facts, Record, Write, differences, face_box, merge, record_of,
+    unmatched_faces, writes_for,
+)
+from job.report import Outcome
+from job.transfer import Transferred, stream_to_upload, with_retries
+
+MAX_MARKER_SOURCES = 20
+
+
+class StepFailed(Exception):
+    def __init__(self, stage: str, message: str, differences: list[str] | None = None):
+        super().__init__(message)
+        self.stage = stage
+        self.differences = differences or []
+
+
+class Waiting(Exception):
+    """The target is right so far but Immich has not caught up; a later run finishes the move."""
+
+
+@dataclass
+class RunContext:
+    """What every move of a run shares."""
+
+    client: ImmichClient
+    caps: Capabilities
+    user_id: str
+    delete_mode: str = "trash"
+    settle_timeout: float = 60.0
+    face_wait: float = 6 * 3600.0
+    transfer_retries: int = 4
+    shared_links: dict[str, frozenset[str]] = field(default_factory=dict)  # asset id -> individual link ids
+    memories: dict[str, int] = field(default_factory=dict)  # asset id -> memories showing it
+    hard_stop: threading.Event = field(default_factory=threading.Event)
+    on_bytes: Callable[[int], None] | None = None
+    on_step: Callable[[str, float], None] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], float] = time.time
+
+
+@dataclass
+class Unit:
+    """What the runner hands over: the asset as listed, and for a live still the id of its video."""
+
+    asset: Asset
+    video_id: str | None = None
+
+    @property
+    def assets(self) -> int:
+        return 2 if self.video_id else 1
+
+
+@dataclass
+class Brought:
+    source: Facts
+    target_id: str
+    sha1: str
+    size: int
+    created: bool  # the target was made for this source (by this run or an earlier one)
+    transferred: bool
+    marker: dict[str, Any] | None = None  # our provenance on the target before this move touched it
+    live_target: str | None = None  # for a live still: the internal twin of its video
+
+
+class Mover:
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.c = ctx.client
+
+    # --- the whole move ------------------------------------------------------------------------
+
+    def move(self, unit: Unit) -> Outcome:
+        outcome = Outcome(
+            asset_id=unit.asset.id, path=unit.asset.originalPath, library_id=unit.asset.libraryId or "",
+            kind="failed", assets=unit.assets,
+        )
+        stage = ["read"]
+        try:
+            self._move(unit, outcome, stage)
+        except Waiting as wait:
+            outcome.kind, outcome.reason = "waiting", str(wait)
+        except StepFailed as failure:
+            outcome.kind, outcome.stage, outcome.reason = "failed", failure.stage, str(failure)
+            outcome.differences = failure.differences
+        except errors.ImmichError as exc:
+            outcome.kind, outcome.stage, outcome.reason = "failed", stage[0], str(exc)
+        except errors.TruncatedTransfer as exc:
+            outcome.kind, outcome.stage, outcome.reason = "failed", "download", str(exc)
+        return outcome
+
+    def _move(self, unit: Unit, outcome: Outcome, stage: list[str]) -> None:
+        with self._step(outcome, stage, "read"):
+            still = self._read_source(unit.asset.id)
+            video = self._read_source(still.asset.livePhotoVideoId) if still.asset.livePhotoVideoId else None
+            decision = decide(
+                still.asset, user_id=self.ctx.user_id, delete_mode=self.ctx.delete_mode, journal=still.marker(),
+                video=video.asset if video else None, video_expected=still.asset.livePhotoVideoId is not None,
+            )
+            outcome.cannot_move = self._cannot_move(still)
+        if decision.action == "skip":
+            outcome.kind, outcome.reason = "skipped", decision.reason
+            return
+        if video is not None and video.asset.ownerId != self.ctx.user_id:
+            outcome.kind, outcome.reason = "skipped", "other_owner"
+            return
+
+        brought: list[Brought] = []
+        live_target = None
+        for facts in ([video] if video else []) + [still]:  # the video half first: the still links to it
+            with self._step(outcome, stage, "upload"):
+                item = self._bring(facts, live_target=live_target if facts is still else None)
+            brought.append(item)
+            if facts is video:
+                live_target = item.target_id
+            if self._is_reimport_loop(item, outcome):
+                return
+        outcome.target_id = brought[-1].target_id
+        outcome.bytes = sum(b.size for b in brought if b.transferred)
+
+        identity = {}
+        for item in brought:
+            token = LIVE if video is not None and item.source is video else SELF
+            identity[item.source.asset.id] = token
+            identity[item.target_id] = token
+
+        with self._step(outcome, stage, "carry"):
+            plans = [self._carry(item, identity) for item in brought]
+        with self._step(outcome, stage, "verify"):
+            for item, expected in zip(brought, plans):
+                self._settle_and_verify(item, expected, identity, outcome)
+
+        with self._step(outcome, stage, "delete"):
+            self._finish_people(still, brought[-1])
+            if self.ctx.delete_mode == "keep":
+                self._write_journals(brought, state="kept")
+            else:
+                self.c.delete_assets([b.source.asset.id for b in brought], force=self.ctx.delete_mode == "force")
+                outcome.deleted = True
+        outcome.kind = "uploaded" if brought[-1].created else "merged"
+
+    @contextmanager
+    def _step(self, outcome: Outcome, stage: list[str], name: str) -> Iterator[None]:
+        stage[0] = name
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            outcome.steps[name] = outcome.steps.get(name, 0.0) + elapsed
+            if self.ctx.on_step:
+                self.ctx.on_step(name, elapsed)
+
+    # --- read ------------------------------------------------------------------------------------
+
+    def _read_source(self, asset_id: str) -> Facts:
+        """Everything curated about the source. Optional kinds are read only when the asset has them,
+        so a plain photo costs three reads."""
+        asset = self.c.asset(asset_id)
+        return Facts(
+            asset=asset,
+            albums=tuple(self.c.albums_of(asset_id)),
+            metadata=tuple(self.c.metadata_of(asset_id)),
+            faces=tuple(self.c.faces_of(asset_id)) if asset.people else (),
+            edits=tuple(self.c.edits_of(asset_id)) if asset.isEdited and self.ctx.caps.edits else None,
+            stack=self.c.stack(asset.stack.id) if asset.stack else None,
+            shared_links=self.ctx.shared_links.get(asset_id, frozenset()),
+        )
+
+    def _read_target(self, target_id: str, like: Facts) -> Facts:
+        """The target, read with the same kinds the source has (what the comparison needs)."""
+        asset = self.c.asset(target_id)
+        links = None
+        if like.shared_links:
+            links = frozenset(link for link in like.shared_links if any(a.id == target_id for a in self.c.shared_link(link).assets))
+        return Facts(
+            asset=asset,
+            albums=tuple(self.c.albums_of(target_id)) if like.albums else (),
+            metadata=tuple(self.c.metadata_of(target_id)) if _user_metadata(like) else (),
+            faces=tuple(self.c.faces_of(target_id)) if like.faces else (),
+            edits=tuple(self.c.edits_of(target_id)) if like.edits is not None else None,
+            stack=self.c.stack(asset.stack.id) if asset.stack and like.stack else None,
+            shared_links=links if like.shared_links else frozenset(),
+        )
+
+    def _cannot_move(self, source: Facts) -> list[str]:
+        notes = []
+        for album in source.albums or ():
+            if album.shared and album.isActivityEnabled:
+                count = self.c.activity_count(album.id, source.asset.id)
+                if count:
+                    notes.append(f"{count} comments/likes in shared album '{album.albumName}' stay with the old asset")
+        shown = self.ctx.memories.get(source.asset.id, 0)
+        if shown:
+            notes.append(f"shown in {shown} memories; Immich makes new memories from the moved photo")
+        return notes
+
+    # --- bytes -----------------------------------------------------------------------------------
+
+    def _bring(self, source: Facts, *, live_target: str | None) -> Brought:
+        """Make sure an internal asset of ours holds exactly the source's bytes, and prove it."""
+        journal = source.marker()
+        if journal_matches(journal, source.asset) and journal.get("state") in ("copied", "kept"):
+            target = self._try_journal_target(journal)
+            if target is not None:
+                self._restore_if_trashed(target)
+                created = bool(journal.get("created"))
+                return Brought(source, target.id, journal["sha1"], journal["size"], created, False,
+                               None if created else target_marker_of(self.c, target.id), live_target)
+
+        def attempt() -> Transferred:
+            return stream_to_upload(
+                self.c, source.asset, visibility=source.asset.visibility, live_photo_video_id=live_target,
+                marker=self._upload_marker(source.asset), on_bytes=self.ctx.on_bytes,
+            )
+
+        try:
+            sent = with_retries(attempt, self.ctx.transfer_retries, stop=self.ctx.hard_stop.is_set)
+        except errors.TruncatedTransfer as exc:
+            raise StepFailed("download", str(exc)) from None
+        target = self.c.asset(sent.result.id)
+        problem = self._disproof(target, sent.sha1, sent.size, source.asset)
+        if problem:
+            if sent.result.status == "created":
+                self.c.delete_assets([target.id], force=True)  # our own upload, holding the wrong bytes
+            raise StepFailed("prove", problem)
+        marker = None if sent.result.status == "created" else target_marker_of(self.c, target.id)
+        created = sent.result.status == "created" or _made_for(marker, source.asset.id)
+        self._restore_if_trashed(target)
+        return Brought(source, target.id, sent.sha1, sent.size, created, True, None if created else marker, live_target)
+
+    def _try_journal_target(self, journal: dict[str, Any]) -> Asset | None:
+        try:
+            target = self.c.asset(journal["target"])
+        except errors.NotFound:
+            return None
+        if self._disproof(target, journal["sha1"], journal["size"], None):
+            return None
+        return target
+
+    def _disproof(self, target: Asset, sha1: str, size: int, source: Asset | None) -> str:
+        """Why `target` does not prove to hold the bytes we hashed; '' when it does."""
+        if target.is_external:
+            return f"the duplicate Immich named ({target.id}) is not an internal asset"
+        if target.ownerId != self.ctx.user_id:
+            return f"the target {target.id} belongs to another user"
+        if target.checksum != sha1:
+            return f"checksum differs: downloaded {sha1}, internal asset {target.id} has {target.checksum}"
+        if target.size is not None and target.size != size:
+            return f"size differs: downloaded {size} bytes, internal asset {target.id} has {target.size}"
+        if source is not None and source.size is not None and source.size != size:
+            return (f"downloaded {size} bytes but Immich knows the file as {source.size} bytes: "
+                    "the file changed on disk since the last library scan; rescan the library and run again")
+        return ""
+
+    def _restore_if_trashed(self, target: Asset) -> None:
+        """A duplicate in the trash would vanish when the trash is emptied: the photo was visible as
+        an external asset, so it must stay visible."""
+        if target.isTrashed:
+            self.c.restore([target.id])
+
+    def _upload_marker(self, source: Asset) -> dict[str, Any]:
+        return {"v": JOURNAL_VERSION, "sources": [{"source": source.id, "library": source.libraryId, "path": source.originalPath}]}
+
+    def _is_reimport_loop(self, item: Brought, outcome: Outcome) -> bool:
+        """Immich re-imports a file it could not delete (read-only mount) as a new external asset.
+        Its bytes then land on a target whose marker already names the same path and library."""
+        if item.created:
+            return False
+        src = item.source.asset
+        for entry in (item.marker or {}).get("sources", []):
+            if entry.get("source") != src.id and entry.get("path") == src.originalPath and entry.get("library") == src.libraryId:
+                try:
+                    earlier = self.c.asset(entry["source"])
+                    if not earlier.isTrashed:
+                        continue  # both still exist: two assets, not a loop
+                except errors.NotFound:
+                    pass
+                self._write_journals([item], state="loop")
+                outcome.kind, outcome.reason = "skipped", "reimport_loop"
+                outcome.target_id = item.target_id
+                return True
+        return False
+
+    # --- journal and carry -----------------------------------------------------------------------
+
+    def _journal(self, item: Brought, state: str) -> dict[str, Any]:
+        src = item.source.asset
+        return {
+            "v": JOURNAL_VERSION, "state": state, "target": item.target_id, "sha1": item.sha1, "size": item.size,
+            "created": item.created, "sourceModifiedAt": src.fileModifiedAt, "sourceSize": src.size,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def _write_journals(self, items: list[Brought], state: str, extra: list[tuple[str, str, dict]] | None = None) -> None:
+        writes = [(i.source.asset.id, MARKER, self._journal(i, state)) for i in items] + (extra or [])
+        stored = self.c.upsert_metadata(writes, bulk=self.ctx.caps.bulk_metadata)
+        wanted = {(a, k) for a, k, _ in writes}
+        if self.ctx.caps.bulk_metadata and not wanted <= {(s.assetId, s.key) for s in stored}:
+            raise StepFailed("carry", "Immich did not store the journal and provenance metadata")
+
+    def _provenance(self, item: Brought) -> dict[str, Any]:
+        src = item.source.asset
+        entries = [e for e in (item.marker or {}).get("sources", []) if e.get("source") != src.id]
+        entries.append({"source": src.id, "library": src.libraryId, "path": src.originalPath, "sha1": item.sha1,
+                        "size": item.size, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        return {"v": JOURNAL_VERSION, "sources": entries[-MAX_MARKER_SOURCES:]}
+
+    def _carry(self, item: Brought, identity: dict[str, str]) -> Record:
+        """Journal on the source, provenance and key/values on the target, then the copy. Returns what
+        the target must hold: the source's record, merged with the target's own when it existed before."""
+        source = item.source
+        expected = record_of(source, identity)
+        before = None
+        if not item.created:
+            before = self._read_target(item.target_id, source)
+            expected = merge(expected, record_of(before, identity))
+        kv = [(item.target_id, m.key, m.value) for m in source.metadata or () if m.key != MARKER]
+        self._write_journals([item], "copied", [(item.target_id, MARKER, self._provenance(item))] + kv)
+        if self.ctx.caps.copy:
+            baseline = record_of(before, identity) if before else Record()
+            first = writes_for(expected, baseline, source, can_copy=True, can_edit=self.ctx.caps.edits)
+            copy = next((w for w in first if w.kind == "copy"), Write("copy", {"albums": False, "shared_links": False, "stack": False}))
+            if item.created or any(copy.args.values()):
+                self._copy(item, copy.args)
+        return expected
+
+    def _copy(self, item: Brought, args: dict[str, Any]) -> None:
+        """PUT /assets/copy. The stack flag only when the target is not yet in the source's stack:
+        a repeated stack copy dissolves the stack (see http._UNSAFE_PUTS)."""
+        stack = bool(args.get("stack"))
+        if stack and item.source.asset.stack:
+            current = self.c.asset(item.target_id).stack
+            stack = current is None or current.id != item.source.asset.stack.id
+        self.c.copy(item.source.asset.id, item.target_id, albums=bool(args.get("albums", True)),
+                    shared_links=bool(args.get("shared_links", True)), stack=stack, favorite=False,
+                    sidecar=item.created)
+
+    def _apply(self, writes: list[Write], item: Brought, target: Facts, expected: Record) -> None:
+        c, tid, src = self.c, item.target_id, item.source
+        for w in writes:
+            if w.kind == "copy":
+                self._copy(item, w.args)
+            elif w.kind == "add_albums":
+                c.add_to_albums(w.args["album_ids"], [tid])
+            elif w.kind == "add_shared_links":
+                for link in w.args["link_ids"]:
+                    c.add_to_shared_link(link, [tid])
+            elif w.kind == "join_stack":
+                primary = w.args["primary_id"]
+                c.create_stack([primary, tid] if primary != tid else [tid, src.asset.id])
+            elif w.kind == "set_fields":
+                c.update_assets([tid], **w.args)
+            elif w.kind == "add_tags" and w.args["tag_ids"]:
+                c.tag_assets(w.args["tag_ids"], [tid])
+            elif w.kind == "link_live_video" and item.live_target:
+                c.update_asset(tid, livePhotoVideoId=item.live_target)
+            elif w.kind == "make_stack_primary":
+                stack = c.asset(tid).stack
+                if stack and stack.primaryAssetId != tid:
+                    c.set_stack_primary(stack.id, tid)
+            elif w.kind == "set_edits":
+                c.set_edits(tid, w.args["edits"])
+            elif w.kind == "put_metadata" and w.args["items"]:
+                c.upsert_metadata([(tid, k, v) for k, v in w.args["items"]], bulk=self.ctx.caps.bulk_metadata)
+            elif w.kind == "set_covers":
+                for album in w.args["album_ids"]:
+                    c.set_album_cover(album, tid)
+            elif w.kind == "add_faces":
+                self._reconcile_faces(item, target, expected)
+
+    # --- settle and verify -----------------------------------------------------------------------
+
+    def _settle_and_verify(self, item: Brought, expected: Record, identity: dict[str, str], outcome: Outcome) -> None:
+        """Read the target until it covers `expected`: Immich extracts metadata and re-reads the copied
+        sidecar in the background, so a value read right after a write can still change. Missing
+        pieces are written (once per kind of difference), then re-read. A target that is still
+        incomplete after EXT2INT_SETTLE_TIMEOUT waits for a later run; a wrong one fails the asset."""
+        deadline = self.ctx.now() + self.ctx.settle_timeout
+        delay, applied = 0.2, set()
+        while True:
+            target = self._read_target(item.target_id, item.source)
+            problem = self._disproof(target.asset, item.sha1, item.size, None)
+            if problem:
+                raise StepFailed("verify", problem)
+            if _extracted(target.asset):
+                found = differences(expected, record_of(target, identity))
+                if not found:
+                    return
+                todo = [w for w in writes_for(expected, record_of(target, identity), item.source,
+                                              can_copy=self.ctx.caps.copy, can_edit=self.ctx.caps.edits)
+                        if w.kind not in applied]
+                if todo:
+                    self._apply(todo, item, target, expected)
+                    applied.update(w.kind for w in todo)
+                    continue
+            if self.ctx.now() >= deadline or self.ctx.hard_stop.is_set():
+                if not _extracted(target.asset):
+                    raise Waiting("Immich has not finished reading the new asset's metadata yet")
+                found = differences(expected, record_of(target, identity))
+                if {d.field for d in found} == {"faces"}:
+                    raise Waiting("waiting for Immich's face detection on the new asset")
+                raise StepFailed("verify", "the internal asset does not hold everything the external one had",
+                                 [f"{item.source.asset.originalFileName}: {d}" for d in found])
+            self.ctx.sleep(delay)
+            delay = min(delay * 2, 3.0)
+
+    def _reconcile_faces(self, item: Brought, target: Facts, expected: Record) -> None:
+        """Give every face of the source's people a matching face on the target: assign a detected face
+        that overlaps it, or create one when detection is off, found nothing there, or is late."""
+        missing = unmatched_faces(expected.faces or frozenset(), _boxes(target.faces or ()))
+        if not missing:
+            return
+        source_faces = {face_box(f): f for f in item.source.faces or () if f.person}
+        detected_any = any(f.sourceType == "machine-learning" for f in target.faces or ())
+        created_at = _timestamp(target.asset.createdAt) or self.ctx.now()
+        may_create = (not self.ctx.caps.facial_recognition or detected_any
+                      or self.ctx.now() - created_at >= self.ctx.face_wait)
+        waiting = False
+        for want in missing:
+            overlapping = [f for f in target.faces or ()
+                           if (box := face_box(f, any_person=True)) and box.iou(want) >= FACE_IOU]
+            if overlapping:
+                self.c.reassign_face(overlapping[0].id, want.person_id)
+            elif may_create:
+                face = source_faces.get(want)
+                if face is None:
+                    continue
+                self.c.create_face(
+                    asset_id=item.target_id, person_id=want.person_id, x=face.boundingBoxX1, y=face.boundingBoxY1,
+                    width=face.boundingBoxX2 - face.boundingBoxX1, height=face.boundingBoxY2 - face.boundingBoxY1,
+                    image_width=face.imageWidth, image_height=face.imageHeight,
+                )
+            else:
+                waiting = True
+        if waiting:
+            raise Waiting(f"{len(missing)} faces wait for Immich's face detection on the new asset")
+
+    def _finish_people(self, source: Facts, target: Brought) -> None:
+        """Immich does not say which photo is a person's cover. When the source is the person's only
+        photo besides its new twin, the cover must be on it: point it at the twin before deleting."""
+        for person_id in {f.person.id for f in source.faces or () if f.person}:
+            try:
+                stats = self.c.t.json("GET", f"/people/{person_id}/statistics")
+            except errors.ImmichError:
+                continue
+            if isinstance(stats, dict) and int(stats.get("assets", 0)) <= 2:
+                try:
+                    self.c.set_person_feature(person_id, target.target_id)
+                except errors.BadRequest:
+                    pass
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def target_marker_of(client: ImmichClient, target_id: str) -> dict[str, Any] | None:
+    for item in client.metadata_of(target_id):
+        if item.key == MARKER:
+            return dict(item.value)
+    return None
+
+
+def _made_for(marker: dict[str, Any] | None, source_id: str) -> bool:
+    """Was this internal asset uploaded for this very source (by an earlier, interrupted run)?"""
+    sources = (marker or {}).get("sources", [])
+    return len(sources) == 1 and sources[0].get("source") == source_id
+
+
+def _user_metadata(facts: Facts) -> bool:
+    return any(m.key != MARKER for m in facts.metadata or ())
+
+
+def _extracted(asset: Asset) -> bool:
+    """Immich fills dateTimeOriginal when it has read the file's metadata (from the file's own dates,
+    or its modification time when it has none): before that, comparing would compare nothing."""
+    return asset.exifInfo is not None and asset.exifInfo.dateTimeOriginal is not None
+
+
+def _boxes(faces: tuple[Face, ...]) -> frozenset[FaceBox]:
+    return frozenset(b for b in map(face_box, faces) if b is not None)
+
+
+def _timestamp(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

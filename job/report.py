@@ -1,0 +1,173 @@
+"""The run's account. Every listed asset ends in exactly one Outcome; the report is built from them and
+rendered as text (terminal) or JSON (EXT2INT_REPORT). Counts add up to what was listed: an asset that
+never reached an outcome is itself reported, as 'failed' at stage 'incomplete'."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["uploaded", "merged", "skipped", "failed", "waiting", "planned"]
+FINAL = ("uploaded", "merged")
+
+# Skip reasons, as they appear in the report and the metrics' `reason` label.
+SKIP_REASONS = {
+    "offline": "Immich marks the file offline (missing on disk): it cannot be downloaded",
+    "trashed": "the external asset is in the trash: deleting it was your choice",
+    "locked": "the asset is in the locked folder, which an API key cannot read",
+    "other_owner": "the asset belongs to another user: run ext2int with that user's API key",
+    "live_video_unavailable": "the video half of this live photo is offline, trashed or missing",
+    "kept": "already copied with EXT2INT_DELETE=keep",
+    "reimport_loop": "Immich re-imported a file that was already moved, because it could not delete it",
+    "not_external": "the asset is not in an external library",
+}
+STAGES = ("read", "download", "upload", "prove", "carry", "verify", "delete", "incomplete")
+
+
+@dataclass
+class Outcome:
+    asset_id: str
+    path: str
+    library_id: str
+    kind: Kind
+    reason: str = ""  # skip reason key, waiting reason, or the failure's one-line message
+    stage: str = ""  # failures: where it happened
+    bytes: int = 0
+    assets: int = 1  # a live pair is one outcome for two assets
+    target_id: str | None = None
+    deleted: bool = False
+    differences: list[str] = field(default_factory=list)
+    cannot_move: list[str] = field(default_factory=list)
+    plan: str = ""  # `plan` only: what would happen
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    command: str
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    listed: int = 0
+    remaining: dict[str, int] = field(default_factory=dict)  # per library, after the run
+    throttled_seconds: float = 0.0
+    stopped_because: str = ""  # limit reached, signal, back-pressure...
+    server_version: str = ""
+    delete_mode: str = ""
+    libraries: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def finish(self) -> None:
+        self.finished = time.time()
+
+    @property
+    def duration(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    def counts(self) -> Counter[str]:
+        return Counter(o.kind for o in self.outcomes)
+
+    @property
+    def moved_bytes(self) -> int:
+        return sum(o.bytes for o in self.outcomes if o.kind in FINAL)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.kind == "failed"]
+
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    # --- rendering ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = self.counts()
+        return {
+            "command": self.command,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished) if self.finished else None,
+            "durationSeconds": round(self.duration, 3),
+            "serverVersion": self.server_version,
+            "deleteMode": self.delete_mode,
+            "libraries": self.libraries,
+            "listed": self.listed,
+            "counts": {k: counts.get(k, 0) for k in ("uploaded", "merged", "waiting", "skipped", "failed", "planned")},
+            "assetsMoved": sum(o.assets for o in self.outcomes if o.kind in FINAL),
+            "bytesMoved": self.moved_bytes,
+            "remaining": self.remaining,
+            "throttledSeconds": round(self.throttled_seconds, 3),
+            "stoppedBecause": self.stopped_because,
+            "notes": self.notes,
+            "outcomes": [_outcome_dict(o) for o in self.outcomes],
+        }
+
+    def write_json(self, path: Path) -> None:
+        """Atomically: a reader never sees half a report."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(self.to_dict(), out, indent=2)
+            out.write("\n")
+        os.replace(tmp, path)
+
+    def render_text(self) -> str:
+        counts = self.counts()
+        lines = []
+        if self.command == "plan":
+            lines.append(f"Plan ({len(self.outcomes)} items, {self.listed} assets listed; nothing was changed):")
+            for o in self.outcomes:
+                lines.append(f"  {o.plan or o.kind:<44} {o.path}")
+                for note in o.cannot_move:
+                    lines.append(f"      cannot move: {note}")
+        moved = sum(o.assets for o in self.outcomes if o.kind in FINAL)
+        lines.append(
+            f"{self.command}: {moved} assets moved ({counts.get('uploaded', 0)} uploaded, {counts.get('merged', 0)} merged "
+            f"into existing internal assets), {counts.get('waiting', 0)} waiting, {counts.get('skipped', 0)} skipped, "
+            f"{counts.get('failed', 0)} failed; {_human_bytes(self.moved_bytes)} in {self.duration:.1f}s"
+            + (f" (throttled {self.throttled_seconds:.0f}s)" if self.throttled_seconds >= 1 else "")
+        )
+        if self.stopped_because:
+            lines.append(f"stopped early: {self.stopped_because}")
+        if self.remaining:
+            lines.append("remaining: " + ", ".join(f"{lib}: {n}" for lib, n in sorted(self.remaining.items())))
+        for o in self.outcomes:
+            if o.kind == "failed":
+                lines.append(f"FAILED [{o.stage}] {o.path}: {o.reason}")
+                for diff in o.differences:
+                    lines.append(f"    {diff}")
+            elif o.kind == "waiting":
+                lines.append(f"waiting {o.path}: {o.reason}")
+            elif o.kind == "skipped" and self.command != "plan":
+                lines.append(f"skipped {o.path}: {SKIP_REASONS.get(o.reason, o.reason)}")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+
+def _outcome_dict(o: Outcome) -> dict[str, Any]:
+    data = asdict(o)
+    data["steps"] = {k: round(v, 4) for k, v in o.steps.items()}
+    if o.kind == "skipped":
+        data["reasonText"] = SKIP_REASONS.get(o.reason, o.reason)
+    return data
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

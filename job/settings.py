@@ -1,0 +1,307 @@
+"""Every setting of the job, read from environment variables only.
+
+The variable names are the documentation: README.md lists each one. Validation happens once, at start;
+a bad value becomes one line per variable that says what is wrong and how to fix it (see
+`SettingsError`). Nothing is contacted before the settings are valid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AliasChoices, ByteSize, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DeleteMode = Literal["trash", "force", "keep"]
+QueueAction = Literal["pause", "stop"]
+LogFormat = Literal["auto", "text", "json"]
+Switch = Literal["auto", "on", "off"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> float | None:
+    """'90', '90s', '30m', '2h', '1d' -> seconds. Empty -> None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError("must be a duration such as 90, 90s, 30m, 2h or 1d")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+_MISSING_KEY = (
+    "IMMICH_API_KEY is not set: create an API key in Immich (Account Settings > API Keys) "
+    "and set IMMICH_API_KEY, or IMMICH_API_KEY_FILE to a file holding it"
+)
+
+
+def _env(name: str, *more: str):
+    return AliasChoices(name, *more) if more else name
+
+
+class Settings(BaseSettings):
+    """The job's configuration. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
+
+    immich_url: str = Field(validation_alias=_env("IMMICH_URL"))
+    api_key: SecretStr | None = Field(default=None, validation_alias=_env("IMMICH_API_KEY"), repr=False)
+    api_key_file: Path | None = Field(default=None, validation_alias=_env("IMMICH_API_KEY_FILE"))
+
+    library_ids: Annotated[list[UUID], NoDecode] = Field(default_factory=list, validation_alias="EXT2INT_LIBRARY_IDS")
+    batch_size: int = Field(default=100, validation_alias="EXT2INT_BATCH_SIZE")
+    max_bytes: ByteSize | None = Field(default=None, validation_alias="EXT2INT_MAX_BYTES")
+    max_duration: Annotated[float | None, NoDecode] = Field(default=None, validation_alias="EXT2INT_MAX_DURATION")
+    concurrency: int = Field(default=2, validation_alias="EXT2INT_CONCURRENCY")
+    delete: DeleteMode = Field(default="trash", validation_alias="EXT2INT_DELETE")
+    report_path: Path | None = Field(default=None, validation_alias="EXT2INT_REPORT")
+
+    schedule: str | None = Field(default=None, validation_alias="EXT2INT_SCHEDULE")
+    timezone: str | None = Field(default=None, validation_alias=_env("EXT2INT_TIMEZONE", "TZ"))
+    run_at_start: bool = Field(default=False, validation_alias="EXT2INT_RUN_AT_START")
+
+    metrics_port: int = Field(default=9807, validation_alias="EXT2INT_METRICS_PORT")
+    metrics_addr: str = Field(default="0.0.0.0", validation_alias="EXT2INT_METRICS_ADDR")
+    pushgateway_url: str | None = Field(default=None, validation_alias="EXT2INT_PUSHGATEWAY_URL")
+
+    queue_threshold: int = Field(default=500, validation_alias="EXT2INT_QUEUE_THRESHOLD")
+    queue_action: QueueAction = Field(default="pause", validation_alias="EXT2INT_QUEUE_ACTION")
+    queue_max_pause: Annotated[float, NoDecode] = Field(default=600.0, validation_alias="EXT2INT_QUEUE_MAX_PAUSE")
+    queue_poll: Annotated[float, NoDecode] = Field(default=10.0, validation_alias="EXT2INT_QUEUE_POLL")
+
+    settle_timeout: Annotated[float, NoDecode] = Field(default=60.0, validation_alias="EXT2INT_SETTLE_TIMEOUT")
+    face_wait: Annotated[float, NoDecode] = Field(default=6 * 3600.0, validation_alias="EXT2INT_FACE_WAIT")
+    shutdown_grace: Annotated[float, NoDecode] = Field(default=25.0, validation_alias="EXT2INT_SHUTDOWN_GRACE")
+
+    http_timeout: Annotated[float, NoDecode] = Field(default=60.0, validation_alias="EXT2INT_HTTP_TIMEOUT")
+    http_retries: int = Field(default=5, validation_alias="EXT2INT_HTTP_RETRIES")
+
+    log_format: LogFormat = Field(default="auto", validation_alias="EXT2INT_LOG_FORMAT")
+    log_level: str = Field(default="INFO", validation_alias="EXT2INT_LOG_LEVEL")
+    progress: Switch = Field(default="auto", validation_alias="EXT2INT_PROGRESS")
+
+    # --- validation: each message names the fix -------------------------------------------------
+
+    @field_validator("immich_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                "must start with http:// or https:// and name a host, "
+                "for example http://immich-server:2283 (the address your browser opens Immich at)"
+            )
+        value = value.rstrip("/")
+        if value.endswith("/api"):  # people paste the API root; accept both
+            value = value[: -len("/api")]
+        return value
+
+    @field_validator("library_ids", mode="before")
+    @classmethod
+    def _library_ids(cls, value: object) -> list[str]:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+        else:
+            parts = list(value or [])
+        for part in parts:
+            try:
+                UUID(str(part))
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not a library id (a UUID such as 1b4d2c5e-...); "
+                    "run `ext2int libraries` to list yours"
+                ) from None
+        return parts
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be 1 or more (the number of assets moved per run)")
+        return value
+
+    @field_validator("concurrency")
+    @classmethod
+    def _concurrency(cls, value: int) -> int:
+        if not 1 <= value <= 32:
+            raise ValueError("must be between 1 and 32 (assets moved at once; 2 to 4 suits most servers)")
+        return value
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _max_bytes(cls, value: ByteSize | None) -> ByteSize | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be a positive size such as 500MB or 20GiB")
+        return value
+
+    @field_validator("max_duration", mode="before")
+    @classmethod
+    def _max_duration(cls, value: object) -> float | None:
+        return parse_duration(value)
+
+    @field_validator(
+        "queue_max_pause", "queue_poll", "settle_timeout", "face_wait", "shutdown_grace", "http_timeout",
+        mode="before",
+    )
+    @classmethod
+    def _durations(cls, value: object) -> float:
+        if isinstance(value, str) and value.strip() in {"0", "0s", "0m", "0h"}:
+            return 0.0
+        parsed = parse_duration(value)
+        if parsed is None:
+            raise ValueError("must be a duration such as 90, 90s, 30m or 2h")
+        return parsed
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value.strip(), timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a cron expression ({exc}); use five fields: minute hour day month weekday, "
+                "for example '30 2 * * *' for 02:30 every night"
+            ) from None
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.strip().lstrip(":")  # TZ=":Europe/Paris" is valid POSIX
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name; use one such as Europe/Paris or UTC") from None
+        return name
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be a TCP port between 1 and 65535")
+        return value
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _pushgateway(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError("must start with http:// or https://, for example http://pushgateway:9091")
+        return value.strip() if value else value
+
+    @field_validator("queue_threshold")
+    @classmethod
+    def _threshold(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 (no throttling) or more (waiting jobs in Immich's queues)")
+        return value
+
+    @field_validator("http_retries")
+    @classmethod
+    def _retries(cls, value: int) -> int:
+        if not 0 <= value <= 20:
+            raise ValueError("must be between 0 and 20")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return value
+
+    @model_validator(mode="after")
+    def _key(self) -> Settings:
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("IMMICH_API_KEY and IMMICH_API_KEY_FILE are both set: keep only one")
+        if self.api_key_file is not None:
+            try:
+                text = self.api_key_file.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                raise ValueError(
+                    f"IMMICH_API_KEY_FILE: {self.api_key_file} does not exist; mount the secret there or fix the path"
+                ) from None
+            except OSError as exc:
+                raise ValueError(f"IMMICH_API_KEY_FILE: cannot read {self.api_key_file} ({exc.strerror})") from None
+            if not text:
+                raise ValueError(f"IMMICH_API_KEY_FILE: {self.api_key_file} is empty; put the API key in it")
+            self.api_key = SecretStr(text)
+        if self.api_key is None or not self.api_key.get_secret_value().strip():
+            raise ValueError(_MISSING_KEY)
+        return self
+
+    @property
+    def key(self) -> str:
+        assert self.api_key is not None
+        return self.api_key.get_secret_value().strip()
+
+
+class SettingsError(Exception):
+    """Invalid configuration: `lines` holds one human sentence per problem."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+_ALIASES = {
+    name: (field.validation_alias if isinstance(field.validation_alias, str) else field.validation_alias.choices[0])
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read and validate the environment (or `env`, for tests). Raises SettingsError."""
+    try:
+        if env is None:
+            return Settings()
+        return Settings.model_validate({k: v for k, v in env.items() if v != ""})
+    except ValidationError as exc:
+        lines = [_explain(err) for err in exc.errors()]
+        source = os.environ if env is None else env
+        key_lines = [line for line in lines if line.startswith("IMMICH_API_KEY")]
+        if not key_lines and not (source.get("IMMICH_API_KEY", "").strip() or source.get("IMMICH_API_KEY_FILE", "").strip()):
+            lines.append(_MISSING_KEY)  # field errors stop the model check: say it now, not on the next try
+        raise SettingsError(lines) from None
+
+
+def _explain(err: dict) -> str:
+    loc = [str(part) for part in err.get("loc", ())]
+    name = loc[0] if loc else ""
+    variable = _ALIASES.get(name, name)
+    message = err.get("msg", "is invalid")
+    message = re.sub(r"^(Value error|Assertion failed), ", "", message)
+    if err.get("type") == "missing":
+        return f"{variable} is not set (or is empty): it is required"
+    if not variable:  # model-level checks already name their variable
+        return message
+    if err.get("type") == "literal_error":
+        return f"{variable}: {message.replace('Input should be', 'must be')}"
+    if err.get("type") in {"int_parsing", "int_from_float"}:
+        return f"{variable}: must be a whole number"
+    if err.get("type") == "byte_size":
+        return f"{variable}: must be a size such as 500MB or 20GiB"
+    if err.get("type") == "bool_parsing":
+        return f"{variable}: must be true or false"
+    return f"{variable}: {message}"

@@ -1,0 +1,141 @@
+"""Bytes from the external asset to the internal library in one pass, never stored.
+
+The original is downloaded as a stream and fed, block by block, into the upload's body while being
+hashed (SHA-1, Immich's checksum) and counted. Memory use is one block per transfer and no disk is used,
+whatever the file's size. A download that ends early, runs long, or breaks mid-body raises
+`TruncatedTransfer` inside the upload: the upload connection is then dropped and Immich discards the
+partial file, so a short download can never become an asset.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from dataclasses import dataclass
+
+import urllib3.exceptions
+from urllib3.util.retry import Retry
+
+from job.immich import errors
+from job.immich.client import ImmichClient
+from job.immich.models import Asset, UploadResult
+from job.record import MARKER
+
+BLOCK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """What went over the wire: the proof material for the target's checksum and size."""
+
+    result: UploadResult
+    sha1: str  # base64, as Immich shows checksums
+    size: int
+
+
+class HashingReader:
+    """Reads a streamed download; hashes and counts; insists on exactly `expected` bytes when known."""
+
+    def __init__(self, raw, expected: int | None, on_bytes=None):
+        self._raw = raw
+        self.expected = expected
+        self._hash = hashlib.sha1()
+        self.count = 0
+        self._on_bytes = on_bytes
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = BLOCK
+        try:
+            data = self._raw.read(size)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise errors.TruncatedTransfer(f"download broke after {self.count} bytes ({type(exc).__name__})") from None
+        if data:
+            self._hash.update(data)
+            self.count += len(data)
+            if self.expected is not None and self.count > self.expected:
+                raise errors.TruncatedTransfer(f"download sent more than the {self.expected} bytes announced")
+            if self._on_bytes:
+                self._on_bytes(len(data))
+        elif self.expected is not None and self.count != self.expected:
+            raise errors.TruncatedTransfer(f"download ended after {self.count} of {self.expected} bytes")
+        return data
+
+    @property
+    def sha1(self) -> str:
+        return base64.b64encode(self._hash.digest()).decode()
+
+
+def expected_length(response, asset: Asset) -> int | None:
+    header = response.headers.get("content-length")
+    if header is not None and response.headers.get("content-encoding", "identity") == "identity":
+        try:
+            return int(header)
+        except ValueError:
+            raise errors.TruncatedTransfer(f"download announced a bad Content-Length {header!r}") from None
+    return asset.size
+
+
+def stream_to_upload(
+    client: ImmichClient,
+    source: Asset,
+    *,
+    visibility: str | None,
+    live_photo_video_id: str | None = None,
+    marker: dict | None = None,
+    on_bytes=None,
+) -> Transferred:
+    """Download `source`'s original and upload it as an internal asset in the same pass."""
+    with client.open_original(source.id) as response:
+        length = expected_length(response, source)
+        reader = HashingReader(response.raw, length, on_bytes)
+        result = client.upload(
+            stream=reader,
+            length=length,
+            filename=source.originalFileName,
+            content_type=source.originalMimeType or "application/octet-stream",
+            file_created_at=source.fileCreatedAt,
+            file_modified_at=source.fileModifiedAt,
+            visibility=visibility,
+            live_photo_video_id=live_photo_video_id,
+            duration=source.duration,
+            metadata={MARKER: marker} if marker else None,
+            device_asset_id=f"ext2int-{source.id}",
+        )
+        if length is None:
+            reader.read(1)  # a chunked download must also end cleanly; raises if it broke at the end
+    return Transferred(result=result, sha1=reader.sha1, size=reader.count)
+
+
+def hash_original(client: ImmichClient, source: Asset) -> tuple[str, int]:
+    """Download and hash without uploading (used where the target is already known)."""
+    with client.open_original(source.id) as response:
+        reader = HashingReader(response.raw, expected_length(response, source))
+        while reader.read(BLOCK):
+            pass
+    return reader.sha1, reader.count
+
+
+def with_retries(attempt, retries: int, *, stop=lambda: False):
+    """Run `attempt()` again after a broken transfer or a transient server answer, with urllib3's
+    backoff policy. Each attempt restarts from the first byte (an upload body cannot be rewound).
+    Immich's dedup makes a repeated upload of the same bytes answer 'duplicate', never a second asset."""
+    policy = Retry(total=retries, backoff_factor=1.0, backoff_max=30, allowed_methods=None)
+    while True:
+        try:
+            return attempt()
+        except (errors.TruncatedTransfer, errors.Unreachable, errors.ServerError) as exc:
+            if isinstance(exc, errors.NotImmich) or stop():
+                raise
+            try:
+                policy = policy.increment(method="POST", url="/api/assets", error=_as_urllib3(exc))
+            except urllib3.exceptions.MaxRetryError:
+                raise exc from None
+            time.sleep(policy.get_backoff_time())
+
+
+def _as_urllib3(exc: Exception) -> Exception:
+    return urllib3.exceptions.ProtocolError(str(exc))
+
+
