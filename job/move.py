@@ -77,6 +77,12 @@ class Unit:
 
 
 @dataclass
+class Identity:
+    source: dict[str, str] = field(default_factory=dict)
+    target: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Brought:
     source: Facts
     target_id: str
@@ -143,17 +149,20 @@ class Mover:
         outcome.target_id = brought[-1].target_id
         outcome.bytes = sum(b.size for b in brought if b.transferred)
 
-        identity = {}
+        # Records name the moving pair by tokens. Seen from the source, source and target are both
+        # '@self' (a target that already joined the stack is not "another member"); seen from the
+        # target, only the target is: an album cover or stack primary still on the source is missing.
+        ids = Identity()
         for item in brought:
             token = LIVE if video is not None and item.source is video else SELF
-            identity[item.source.asset.id] = token
-            identity[item.target_id] = token
+            ids.source.update({item.source.asset.id: token, item.target_id: token})
+            ids.target[item.target_id] = token
 
         with self._step(outcome, stage, "carry"):
-            plans = [self._carry(item, identity) for item in brought]
+            plans = [self._carry(item, ids) for item in brought]
         with self._step(outcome, stage, "verify"):
             for item, expected in zip(brought, plans):
-                self._settle_and_verify(item, expected, identity, outcome)
+                self._settle_and_verify(item, expected, ids)
 
         with self._step(outcome, stage, "delete"):
             self._finish_people(still, brought[-1])
@@ -331,19 +340,19 @@ class Mover:
                         "size": item.size, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         return {"v": JOURNAL_VERSION, "sources": entries[-MAX_MARKER_SOURCES:]}
 
-    def _carry(self, item: Brought, identity: dict[str, str]) -> Record:
+    def _carry(self, item: Brought, ids: Identity) -> Record:
         """Journal on the source, provenance and key/values on the target, then the copy. Returns what
         the target must hold: the source's record, merged with the target's own when it existed before."""
         source = item.source
-        expected = record_of(source, identity)
+        expected = record_of(source, ids.source)
         before = None
         if not item.created:
             before = self._read_target(item.target_id, source)
-            expected = merge(expected, record_of(before, identity))
+            expected = merge(expected, record_of(before, ids.target))
         kv = [(item.target_id, m.key, m.value) for m in source.metadata or () if m.key != MARKER]
         self._write_journals([item], "copied", [(item.target_id, MARKER, self._provenance(item))] + kv)
         if self.ctx.caps.copy:
-            baseline = record_of(before, identity) if before else Record()
+            baseline = record_of(before, ids.target) if before else Record()
             first = writes_for(expected, baseline, source, can_copy=True, can_edit=self.ctx.caps.edits)
             copy = next((w for w in first if w.kind == "copy"), Write("copy", {"albums": False, "shared_links": False, "stack": False}))
             if item.created or any(copy.args.values()):
@@ -396,7 +405,7 @@ class Mover:
 
     # --- settle and verify -----------------------------------------------------------------------
 
-    def _settle_and_verify(self, item: Brought, expected: Record, identity: dict[str, str], outcome: Outcome) -> None:
+    def _settle_and_verify(self, item: Brought, expected: Record, ids: Identity) -> None:
         """Read the target until it covers `expected`: Immich extracts metadata and re-reads the copied
         sidecar in the background, so a value read right after a write can still change. Missing
         pieces are written (once per kind of difference), then re-read. A target that is still
@@ -409,10 +418,10 @@ class Mover:
             if problem:
                 raise StepFailed("verify", problem)
             if _extracted(target.asset):
-                found = differences(expected, record_of(target, identity))
+                found = differences(expected, record_of(target, ids.target))
                 if not found:
                     return
-                todo = [w for w in writes_for(expected, record_of(target, identity), item.source,
+                todo = [w for w in writes_for(expected, record_of(target, ids.target), item.source,
                                               can_copy=self.ctx.caps.copy, can_edit=self.ctx.caps.edits)
                         if w.kind not in applied]
                 if todo:
@@ -422,7 +431,7 @@ class Mover:
             if self.ctx.now() >= deadline or self.ctx.hard_stop.is_set():
                 if not _extracted(target.asset):
                     raise Waiting("Immich has not finished reading the new asset's metadata yet")
-                found = differences(expected, record_of(target, identity))
+                found = differences(expected, record_of(target, ids.target))
                 if {d.field for d in found} == {"faces"}:
                     raise Waiting("waiting for Immich's face detection on the new asset")
                 raise StepFailed("verify", "the internal asset does not hold everything the external one had",

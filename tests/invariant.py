@@ -1,0 +1,204 @@
+"""The invariant every scenario ends with, checked by one function against the fake's final state.
+
+It is written from the fake's own model, independently of the job's `record` module, so a field the
+job forgets to compare is still caught here. Other assets are named by their CONTENT (SHA-1 of the
+bytes), which stays the same when they move from the external to the internal library.
+
+For every external asset of the library at the start: either it still exists, unchanged, or an
+internal asset of the same owner holds the same bytes and covers its curated record (and is not in
+the trash); no internal asset exists twice; nothing of another user changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from tests.fake_immich.state import Asset, World
+
+MARKER = "immich-ext2int"
+
+
+@dataclass(frozen=True)
+class Curated:
+    favorite: bool
+    visibility: str
+    description: str
+    rating: int | None
+    taken: str | None
+    tz: str | None
+    gps: tuple[float, float] | None
+    tags: frozenset[str]
+    albums: frozenset[str]
+    covers: frozenset[str]
+    links: frozenset[str]
+    stack_others: frozenset[bytes] | None
+    stack_primary: bool
+    live: bytes | None
+    edits: tuple
+    kv: frozenset
+    faces: frozenset
+
+
+def _instant(value: str | None) -> str | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc).isoformat()
+
+
+def curated(world: World, asset: Asset) -> Curated:
+    sha = asset.blob.sha1
+    exif = asset.exif
+    gps = None
+    if exif.get("latitude") is not None and exif.get("longitude") is not None:
+        gps = (round(exif["latitude"], 6), round(exif["longitude"], 6))
+    stack_others = None
+    primary = False
+    if asset.stack_id and asset.stack_id in world.stacks:
+        members = world.stack_members(asset.stack_id)
+        stack_others = frozenset(m.blob.sha1 for m in members) - {sha}
+        primary_asset = world.assets.get(world.stacks[asset.stack_id].primary_asset_id)
+        primary = primary_asset is not None and primary_asset.deleted_at is None and primary_asset.blob.sha1 == sha
+    live = None
+    if asset.live_photo_video_id and asset.live_photo_video_id in world.assets:
+        live = world.assets[asset.live_photo_video_id].blob.sha1
+    albums = [al for al in world.albums.values() if asset.id in al.asset_ids]
+    faces = set()
+    for face in world.faces.values():
+        if face.asset_id == asset.id and face.person_id:
+            w, h = face.image_width, face.image_height
+            faces.add((face.person_id, tuple(round(v / d, 3) for v, d in zip(face.box, (w, h, w, h)))))
+    return Curated(
+        favorite=asset.is_favorite,
+        visibility=asset.visibility,
+        description=exif.get("description") or "",
+        rating=exif.get("rating"),
+        taken=_instant(exif.get("dateTimeOriginal")),
+        tz=exif.get("timeZone"),
+        gps=gps,
+        tags=frozenset(world.tags[t].value for t in asset.tag_ids if t in world.tags),
+        albums=frozenset(al.id for al in albums),
+        covers=frozenset(al.id for al in albums if al.thumbnail_asset_id in world.assets
+                         and world.assets[al.thumbnail_asset_id].deleted_at is None
+                         and world.assets[al.thumbnail_asset_id].blob.sha1 == sha),
+        links=frozenset(link.id for link in world.links.values() if asset.id in link.asset_ids),
+        stack_others=stack_others,
+        stack_primary=primary,
+        live=live,
+        edits=tuple((e["action"], tuple(sorted(e["parameters"].items()))) for e in asset.edits),
+        kv=frozenset((k, repr(sorted(v.items()))) for k, (v, _) in asset.metadata.items() if k != MARKER),
+        faces=frozenset(faces),
+    )
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def uncovered(source: Curated, target: Curated) -> list[str]:
+    """Fields of `source` that `target` does not hold."""
+    problems = []
+
+    def scalar(name: str) -> None:
+        want, have = getattr(source, name), getattr(target, name)
+        if want not in (None, "", ()) and want != have:
+            problems.append(f"{name}: {want!r} != {have!r}")
+
+    def subset(name: str) -> None:
+        want, have = getattr(source, name), getattr(target, name)
+        if not want <= have:
+            problems.append(f"{name}: missing {sorted(map(str, want - have))}")
+
+    if source.favorite and not target.favorite:
+        problems.append("favorite lost")
+    if source.visibility != "timeline" and source.visibility != target.visibility:
+        problems.append(f"visibility: {source.visibility} != {target.visibility}")
+    if source.visibility == "timeline" and target.visibility not in ("timeline", "archive"):
+        problems.append(f"visibility: {target.visibility}")
+    for name in ("description", "rating", "taken", "tz", "gps", "live", "edits"):
+        scalar(name)
+    for name in ("tags", "albums", "covers", "links", "kv"):
+        subset(name)
+    if source.stack_others is not None:
+        if target.stack_others is None or not source.stack_others <= target.stack_others:
+            problems.append(f"stack: {source.stack_others} not within {target.stack_others}")
+        if source.stack_primary and not target.stack_primary:
+            problems.append("stack primary lost")
+    for person, box in source.faces:
+        if not any(p == person and _iou(box, b) >= 0.5 for p, b in target.faces):
+            problems.append(f"face of {person} at {box} missing")
+    return problems
+
+
+@dataclass
+class Snapshot:
+    sources: dict[str, tuple[bytes, int, str, Curated, str]]  # id -> (sha1, size, owner, curated, path)
+    others: dict[str, Any]  # other users' assets, whole
+    internal_before: set[str]
+
+
+def snapshot(world: World, library_ids: list[str], owner_id: str) -> Snapshot:
+    with world.lock:
+        sources = {}
+        for asset in world.assets.values():
+            if asset.library_id in library_ids and asset.deleted_at is None and not asset.is_offline:
+                sources[asset.id] = (asset.blob.sha1, asset.blob.size, asset.owner_id, curated(world, asset), asset.original_path)
+        others = {a.id: (a.blob.sha1, a.deleted_at, curated(world, a), a.library_id)
+                  for a in world.assets.values() if a.owner_id != owner_id}
+        internal = {a.id for a in world.assets.values() if a.internal}
+    return Snapshot(sources, others, internal)
+
+
+def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_done: bool = True) -> dict[str, str]:
+    """Assert the invariant; return each source's state ('kept', 'moved'). With `require_done`, every
+    source must have been moved (or kept in keep mode)."""
+    states = {}
+    with world.lock:
+        internal_by_content: dict[tuple[str, bytes], list[Asset]] = {}
+        for asset in world.assets.values():
+            if asset.internal:
+                internal_by_content.setdefault((asset.owner_id, asset.blob.sha1), []).append(asset)
+        for (owner, sha), twins in internal_by_content.items():
+            assert len(twins) == 1, f"{len(twins)} internal assets hold the same bytes for one owner"
+
+        for source_id, (sha, size, owner, before, path) in snap.sources.items():
+            source = world.assets.get(source_id)
+            alive = source is not None and source.deleted_at is None
+            twins = internal_by_content.get((owner, sha), [])
+            if alive:
+                assert source.blob.sha1 == sha, f"{path}: the external asset's bytes changed"
+                now = curated(world, source)
+                # the twin may already have joined the source's stack and become its primary
+                changed = [p for p in uncovered(before, now) if not (p.startswith("stack") and twins)]
+                assert not changed, f"{path}: the external asset lost {changed}"
+                states[source_id] = "kept"
+                if require_done:
+                    assert delete_mode == "keep", f"{path}: not moved"
+                if twins:
+                    assert twins[0].deleted_at is None or delete_mode != "keep", f"{path}: its copy is in the trash"
+                continue
+            assert delete_mode != "keep", f"{path}: deleted although EXT2INT_DELETE=keep"
+            assert twins, f"{path}: deleted, and no internal asset holds its bytes — a photo was lost"
+            target = twins[0]
+            assert target.deleted_at is None, f"{path}: only a TRASHED internal copy holds its bytes"
+            assert target.blob.size == size
+            problems = uncovered(before, curated(world, target))
+            assert not problems, f"{path}: the internal copy lacks {problems}"
+            if delete_mode == "trash" and source is not None:
+                assert source.deleted_at is not None
+            states[source_id] = "moved"
+
+        for asset_id, (sha, deleted_at, before, library) in snap.others.items():
+            asset = world.assets.get(asset_id)
+            assert asset is not None, "an asset of another user was deleted"
+            assert asset.deleted_at == deleted_at and asset.blob.sha1 == sha, "an asset of another user changed"
+            assert curated(world, asset) == before, "another user's curation changed"
+        strangers = [a for a in world.assets.values() if a.internal and a.id not in snap.internal_before
+                     and a.owner_id != next(iter({o for _, _, o, _, _ in snap.sources.values()}), a.owner_id)]
+        assert not strangers, "an internal asset was created for the wrong user"
+    return states
