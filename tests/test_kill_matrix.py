@@ -1,0 +1,136 @@
+"""SIGKILL the real job at every step boundary and in the middle of transfers, for each kind of asset;
+then run again to completion and check the invariant.
+
+The kill points are not hand-picked: a clean run of the same world is traced first, and the job is
+killed before and after EVERY mutating request of that trace (after = the server applied it, the job
+never saw the answer), plus in the middle of a download and of an upload. The fake server does the
+killing when it sees the request, so each case is exact, not a race.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.conftest import spawn_job
+from tests.fake_immich import FakeImmich, Scene
+from tests.invariant import check, snapshot
+
+
+def world_photo(scene: Scene):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg", gps=(48.85, 2.29))
+    scene.favorite(photo)
+    scene.edit(photo, description="Eiffel", rating=3)
+    scene.tag(photo, "Trips/Paris")
+    scene.album("Paris", photo, cover=photo)
+    scene.kv(photo, "note", {"text": "keep me"})
+    return lib
+
+
+def world_video(scene: Scene):
+    lib = scene.library()
+    scene.album("Clips", scene.video(lib, "v.mp4"))
+    return lib
+
+
+def world_live(scene: Scene):
+    lib = scene.library()
+    still, _ = scene.live(lib, "l01")
+    scene.favorite(still)
+    return lib
+
+
+def world_stacked(scene: Scene):
+    lib = scene.library()
+    first = scene.photo(lib, "s1.jpg")
+    second = scene.photo(lib, "s2.jpg")
+    scene.stack(first, second)
+    return lib
+
+
+def world_internal(scene: Scene):
+    lib = scene.library()
+    photo = scene.photo(lib, "p.jpg")
+    scene.album("A", photo)
+    scene.internal(photo.blob.read_all(), description="phone")
+    return lib
+
+
+def world_trashed_internal(scene: Scene):
+    lib = scene.library()
+    photo = scene.photo(lib, "p.jpg")
+    scene.tag(photo, "T")
+    scene.internal(photo.blob.read_all(), trashed=True)
+    return lib
+
+
+WORLDS = {
+    "photo": world_photo,
+    "video": world_video,
+    "live": world_live,
+    "stacked": world_stacked,
+    "already_internal": world_internal,
+    "already_internal_trashed": world_trashed_internal,
+}
+
+
+def trace(build) -> list[tuple[str, str, str, int]]:
+    """Kill points from a clean, sequential run of the world: (action, method, route, nth)."""
+    fake = FakeImmich().start()
+    try:
+        scene = Scene(fake)
+        build(scene)
+        proc = spawn_job(scene.env(EXT2INT_CONCURRENCY="1"))
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        seen: dict[tuple[str, str], int] = {}
+        points = []
+        for entry in fake.log:
+            key = (entry.method, entry.route)
+            seen[key] = seen.get(key, 0) + 1
+            if entry.mutating:
+                points.append(("kill", entry.method, entry.route, seen[key]))
+                points.append(("kill_after", entry.method, entry.route, seen[key]))
+        points.append(("kill_mid_body", "GET", "/assets/{id}/original", 1))
+        points.append(("kill_mid_body", "POST", "/assets", 1))
+        return points
+    finally:
+        fake.stop()
+
+
+def cases():
+    for kind, build in WORLDS.items():
+        for point in trace(build):
+            action, method, route, nth = point
+            yield pytest.param(kind, point, id=f"{kind}-{action}-{method}{route}#{nth}")
+
+
+@pytest.mark.parametrize("kind,point", list(cases()))
+def test_killed_anywhere_the_next_run_completes_without_loss(kind, point, fake, scene, run_job):
+    lib = WORLDS[kind](scene)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    action, method, route, nth = point
+    fake.faults.add(action, method=method, route=route, nth=nth, after_bytes=1500)
+    env = scene.env(EXT2INT_CONCURRENCY="1")
+    proc = spawn_job(env)
+
+    def kill() -> None:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    fake.on_kill = kill
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the kill point was never reached (exit {proc.returncode})"
+    check(scene.world, snap, require_done=False)  # nothing lost at the moment of the kill
+
+    fake.faults.clear()
+    fake.on_kill = None
+    result = run_job(env)
+    assert result.code == 0, result.stderr
+    check(scene.world, snap)
+    fake.clear_log()
+    again = run_job(env)
+    assert again.code == 0 and not fake.mutating_requests(), "a further run must change nothing"
