@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # a metrics outage must not fail the migration
                 log.warning("could not push metrics to %s: %s", settings.pushgateway_url, exc)
     code = report.exit_code()
-    if runner_box and runner_box[0].stop.is_set():
+    if runner_box and runner_box[0].abandoned:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)  # workers cut off by the shutdown grace must not hold the exit
@@ -111,6 +111,7 @@ def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list
                           settings.max_duration, settings.concurrency),
             throttle=Throttle(settings.queue_threshold, settings.queue_action, settings.queue_max_pause, settings.queue_poll),
             settle_timeout=settings.settle_timeout, face_wait=settings.face_wait, shutdown_grace=settings.shutdown_grace,
+            transfer_retries=settings.http_retries,
         )
         runner.observer = observer_for(metrics, progress)
         runner_box[:] = [runner]
@@ -135,7 +136,7 @@ def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list
     except errors.ImmichError as exc:
         print(f"ext2int: {scrub(str(exc))}", file=sys.stderr)
         metrics.record_error()
-        return exc.exit_code
+        return startup_exit_code(exc)
     finally:
         client.close()
     for outcome in report.outcomes:
@@ -143,6 +144,14 @@ def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list
         outcome.differences = [scrub(d) for d in outcome.differences]
     emit_summary(report, settings, command)
     return report, client.t.total_requests
+
+
+def startup_exit_code(exc: errors.ImmichError) -> int:
+    """Before any asset is touched, a server that errs, says 'not found' or answers oddly is not a
+    usable Immich (3); a missing permission is the key's (1)."""
+    if isinstance(exc, errors.PermissionMissing):
+        return EXIT_FAILED
+    return EXIT_UNREACHABLE
 
 
 def emit_summary(report: Report, settings: Settings, command: str) -> None:
@@ -265,7 +274,7 @@ def list_libraries(settings: Settings) -> int:
             rows.append(row)
     except (errors.ImmichError, ConfigurationError) as exc:
         print(f"ext2int: {client.t.scrub(str(exc))}", file=sys.stderr)
-        return exc.exit_code if isinstance(exc, errors.ImmichError) else EXIT_CONFIG
+        return startup_exit_code(exc) if isinstance(exc, errors.ImmichError) else EXIT_CONFIG
     finally:
         client.close()
     print(f"{'id':<36}  {'assets':>7}  {'migratable':<10}  name (owner)")

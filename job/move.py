@@ -111,6 +111,9 @@ class Mover:
             self._move(unit, outcome, stage)
         except Waiting as wait:
             outcome.kind, outcome.reason = "waiting", str(wait)
+        except errors.PermissionMissing as exc:
+            outcome.kind, outcome.stage, outcome.reason = "failed", stage[0], str(exc)
+            outcome.stops_run = f"the API key lacks {exc.permission}"
         except StepFailed as failure:
             outcome.kind, outcome.stage, outcome.reason = "failed", failure.stage, str(failure)
             outcome.differences = failure.differences

@@ -46,6 +46,7 @@ class Outcome:
     cannot_move: list[str] = field(default_factory=list)
     plan: str = ""  # `plan` only: what would happen
     steps: dict[str, float] = field(default_factory=dict)
+    stops_run: str = ""  # a failure no other asset can avoid (a missing permission): the run stops
 
 
 @dataclass

@@ -208,6 +208,7 @@ class Runner:
     settle_timeout: float = 60.0
     face_wait: float = 6 * 3600.0
     shutdown_grace: float = 25.0
+    transfer_retries: int = 5
     observer: Observer = field(default_factory=Observer)
     sleep: Callable[[float], None] = time.sleep
 
@@ -217,11 +218,13 @@ class Runner:
         self.stop_reason = ""
         self._last_backlog_check = 0.0
         self._backlog_disabled = False
+        self.abandoned = False  # moves were still running when the shutdown grace ran out
 
-    def request_stop(self, reason: str) -> None:
+    def request_stop(self, signal_name: str) -> None:
+        """A signal: the first stops taking new units, a second stops waiting for anything."""
         if self.stop.is_set():
             self.hard_stop.set()
-        self.stop_reason = self.stop_reason or reason
+        self.stop_reason = self.stop_reason or f"stopped by {signal_name}"
         self.stop.set()
 
     # --- run ------------------------------------------------------------------------------------
@@ -232,6 +235,7 @@ class Runner:
         ctx = RunContext(
             client=client, caps=self.session.caps, user_id=self.session.user.id, delete_mode=self.delete_mode,
             settle_timeout=self.settle_timeout, face_wait=self.face_wait, hard_stop=self.hard_stop,
+            transfer_retries=self.transfer_retries,
             on_bytes=self.observer.on_bytes, on_step=self.observer.on_step, sleep=self._move_sleep,
             shared_links=self._shared_link_map(), memories=self._memory_map(report),
         )
@@ -249,6 +253,9 @@ class Runner:
                 if outcome.kind == "skipped":
                     taken -= 1
                 done_bytes += outcome.bytes
+            if outcome.stops_run and not self.stop.is_set():
+                self.stop_reason = outcome.stops_run
+                self.stop.set()
             if self.observer.on_outcome:
                 self.observer.on_outcome(outcome)
 
@@ -274,16 +281,16 @@ class Runner:
                 units = list_units(client, library.id, page_size=page_size_for(self.limits.batch_size), seen=seen,
                                    listed=count_listed)
                 for unit in units:
-                    reason = self._may_continue(limit_reached, report)
-                    if reason:
-                        report.stopped_because = report.stopped_because or reason
-                        break
                     quick = self._quick_skip(unit)
                     if quick is not None:
                         finished(quick)
                         continue
                     while len(in_flight) >= self.limits.concurrency:
                         self._collect(in_flight, finished, block=True)
+                    reason = self._may_continue(limit_reached, report)  # after a slot freed: the
+                    if reason:  # unit that just ended may have stopped the run or reached a limit
+                        report.stopped_because = report.stopped_because or reason
+                        break
                     with lock:
                         taken += 1
                     in_flight[pool.submit(mover.move, unit)] = unit
@@ -300,7 +307,7 @@ class Runner:
 
     def _may_continue(self, limit_reached: Callable[[], str], report: Report) -> str:
         if self.stop.is_set():
-            return f"stopped by {self.stop_reason}" if self.stop_reason else "stopped"
+            return self.stop_reason or "stopped"
         reason = limit_reached()
         if reason:
             return reason
@@ -337,6 +344,7 @@ class Runner:
             for future in done:
                 finished(_result_or_failure(future, in_flight.pop(future)))
             if deadline is not None and (time.monotonic() >= deadline or self.hard_stop.is_set()):
+                self.abandoned = bool(in_flight)
                 for unit in in_flight.values():
                     a = unit.asset
                     finished(Outcome(a.id, a.originalPath, a.libraryId or "", "failed", stage="incomplete",
@@ -375,7 +383,7 @@ class Runner:
             if waited >= self.throttle.max_pause:
                 return f"Immich's queues stayed above {self.throttle.threshold} jobs for {waited:.0f}s"
             if self.stop.is_set():
-                return f"stopped by {self.stop_reason}"
+                return self.stop_reason or "stopped"
             step = min(self.throttle.poll, self.throttle.max_pause - waited)
             self._sleep(step)
             report.throttled_seconds += step

@@ -68,13 +68,21 @@ class HashingReader:
 
 
 def expected_length(response, asset: Asset) -> int | None:
+    """How many bytes the download must deliver. When Immich recorded the file's size, the announced
+    length must agree with it before a single byte goes to the upload: a short announcement would
+    otherwise make a complete-looking upload of a truncated file."""
     header = response.headers.get("content-length")
+    length = asset.size
     if header is not None and response.headers.get("content-encoding", "identity") == "identity":
         try:
-            return int(header)
+            length = int(header)
         except ValueError:
             raise errors.TruncatedTransfer(f"download announced a bad Content-Length {header!r}") from None
-    return asset.size
+        if asset.size is not None and length != asset.size:
+            raise errors.TruncatedTransfer(
+                f"the download announced {length} bytes for a file Immich knows as {asset.size} bytes "
+                "(if the file changed on disk since the last library scan, rescan the library)")
+    return length
 
 
 def stream_to_upload(
@@ -121,7 +129,7 @@ def with_retries(attempt, retries: int, *, stop=lambda: False):
     """Run `attempt()` again after a broken transfer or a transient server answer, with urllib3's
     backoff policy. Each attempt restarts from the first byte (an upload body cannot be rewound).
     Immich's dedup makes a repeated upload of the same bytes answer 'duplicate', never a second asset."""
-    policy = Retry(total=retries, backoff_factor=1.0, backoff_max=30, allowed_methods=None)
+    policy = Retry(total=retries, backoff_factor=0.5, backoff_max=30, allowed_methods=None)
     while True:
         try:
             return attempt()

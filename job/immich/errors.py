@@ -68,6 +68,7 @@ class ServerError(ImmichError):
 class UnexpectedResponse(ImmichError):
     """The answer is not what Immich answers: HTML, truncated or malformed JSON, an unknown shape."""
 
+    exit_code = 3
     hint = "is IMMICH_URL an Immich server of version 2.0 or newer?"
 
 

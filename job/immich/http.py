@@ -253,6 +253,8 @@ def raise_for(call: str, response: requests.Response) -> None:
         raise errors.NotFound(call, f"HTTP {status} {message or 'Not Found'}", status)
     if status == 400:
         raise errors.BadRequest(call, f"HTTP 400 {message}", status)
+    if status >= 500 and response.headers.get("content-type", "").startswith("text/html"):
+        raise errors.NotImmich(call, f"answered HTTP {status} with an HTML page: a proxy in front of Immich?", status)
     if status == 429 or status >= 500:
         raise errors.ServerError(call, f"HTTP {status} {message or response.reason or ''}".strip(), status)
     if response.headers.get("content-type", "").startswith("text/html"):

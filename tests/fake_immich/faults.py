@@ -3,6 +3,7 @@ stall, cut a connection, truncate a body, or kill the job process. Tests are exa
 
 Actions:
   status        answer `status` (5xx, 429 with `retry_after`) without doing anything
+  respond       answer `status` with the raw `body` and `content_type` (HTML pages, broken JSON)
   delay         sleep `seconds` before handling (a timeout when longer than the client waits)
   drop          close the connection without answering, before handling
   drop_after    handle the request (state changes!), then close without answering: the "lost answer"
@@ -21,7 +22,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-ACTIONS = {"status", "delay", "drop", "drop_after", "truncate", "wrong_length", "slow", "kill", "kill_after", "kill_mid_body"}
+ACTIONS = {"respond", "status", "delay", "drop", "drop_after", "truncate", "wrong_length", "slow", "kill", "kill_after", "kill_mid_body"}
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Fault:
     seconds: float = 0.0
     after_bytes: int = 0
     delta: int = 0
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
     seen: int = 0
     fired: int = 0
 

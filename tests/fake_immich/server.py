@@ -107,6 +107,10 @@ class Dropped(Exception):
     """Close the connection without an answer."""
 
 
+class _Answered(Exception):
+    """A fault already sent the whole answer."""
+
+
 @dataclass
 class Call:
     """One request, as the route handlers see it."""
@@ -143,7 +147,7 @@ class FakeImmich:
         class _Handler(Handler):
             server_fake = fake
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        name="fake-immich", daemon=True)
@@ -178,6 +182,15 @@ class FakeImmich:
     def clear_log(self) -> None:
         with self._log_lock:
             self.log.clear()
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """Clients that go away mid-request are part of the tests; stay quiet about them."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, OSError)):
+            super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -239,6 +252,8 @@ class Handler(BaseHTTPRequestHandler):
             entry.status = err.status
             self.drain_body()
             self.send_json(err.status, err.body(), faults)
+        except _Answered:
+            entry.status = faults[0].status if faults else None
         except Dropped:
             entry.status = None
             self.close_connection = True
@@ -263,6 +278,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def pre_faults(self, faults: list[Fault]) -> None:
         for fault in faults:
+            if fault.action == "respond":
+                self.drain_body()
+                self.send_response(fault.status)
+                self.send_header("Content-Type", fault.content_type)
+                self.send_header("Content-Length", str(len(fault.body)))
+                self.end_headers()
+                self.wfile.write(fault.body)
+                raise _Answered()
             if fault.action == "delay":
                 time.sleep(fault.seconds)
             elif fault.action == "status":

@@ -267,8 +267,8 @@ class World:
         self.users[user.id] = user
         return user
 
-    def add_key(self, user: User, permissions: list[str] | None = None) -> str:
-        secret = base64.urlsafe_b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes).decode().rstrip("=")
+    def add_key(self, user: User, permissions: list[str] | None = None, secret: str | None = None) -> str:
+        secret = secret or base64.urlsafe_b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes).decode().rstrip("=")
         self.keys[secret] = Key(secret, new_id(), user.id, permissions or ["all"])
         return secret
 

@@ -1,0 +1,138 @@
+"""Faults the fake server injects: what the client retries, what it must not, and what a broken
+transfer can never turn into."""
+
+from __future__ import annotations
+
+import pytest
+
+from job.immich import errors
+from job.immich.client import ImmichClient
+from job.immich.http import RETRY_AFTER_CAP, CappedRetry, Transport, retry_safe
+from tests.invariant import check, snapshot
+
+
+@pytest.fixture
+def client(fake, scene):
+    transport = Transport(fake.url, scene.key, timeout=1.0, connect_timeout=1.0, retries=3)
+    yield ImmichClient(transport)
+    transport.close()
+
+
+@pytest.mark.parametrize("fault", [
+    dict(action="status", status=503),
+    dict(action="status", status=502),
+    dict(action="status", status=504),
+    dict(action="status", status=429, retry_after=0),
+    dict(action="drop"),
+    dict(action="delay", seconds=1.5),  # longer than the 1 s read timeout
+])
+def test_idempotent_reads_are_retried_through_transient_faults(fault, fake, client):
+    fake.faults.add(method="GET", route="/users/me", times=2, **fault)
+    assert client.me().email == "admin@example.com"
+    assert len(fake.requests("GET", "/users/me")) == 3
+
+
+def test_a_server_error_that_persists_is_reported_with_the_call(fake, client):
+    fake.faults.add("status", method="GET", route="/users/me", status=500, times=0)
+    with pytest.raises(errors.ServerError) as caught:
+        client.me()
+    assert "GET /api/users/me" in str(caught.value) and "500" in str(caught.value)
+    assert len(fake.requests("GET", "/users/me")) == 1, "500 is not a transient status: no retry"
+
+
+def test_retry_after_is_honoured_but_capped():
+    assert CappedRetry().parse_retry_after("2") == 2
+    assert CappedRetry().parse_retry_after("86400") == RETRY_AFTER_CAP
+
+
+def test_only_calls_safe_to_repeat_are_retried():
+    assert retry_safe("GET", "/api/assets/x") and retry_safe("DELETE", "/api/assets")
+    assert retry_safe("POST", "/api/search/metadata") and retry_safe("PUT", "/api/assets")
+    assert not retry_safe("PUT", "/api/assets/copy"), "a repeated stack copy dissolves the stack"
+    assert not retry_safe("POST", "/api/assets"), "the upload body is a one-shot stream"
+    assert not retry_safe("POST", "/api/faces") and not retry_safe("POST", "/api/stacks")
+
+
+def test_a_lost_copy_answer_is_not_repeated_blindly_and_the_stack_survives(fake, scene, run_job):
+    lib = scene.library()
+    first, second = scene.photo(lib, "s1.jpg"), scene.photo(lib, "s2.jpg")
+    scene.stack(first, second)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    fake.faults.add("drop_after", method="PUT", route="/assets/copy")
+
+    result = run_job(scene.env(EXT2INT_CONCURRENCY="1"))
+
+    assert len([e for e in fake.requests("PUT", "/assets/copy")]) >= 1
+    assert result.code == 1 and result.outcomes("failed")[0]["stage"] == "carry"
+    check(scene.world, snap, require_done=False)
+    assert run_job(scene.env()).code == 0
+    check(scene.world, snap)
+    assert len({a.stack_id for a in scene.world.assets.values() if a.internal}) == 1
+
+
+@pytest.mark.parametrize("fault", [
+    dict(action="truncate", after_bytes=1000),
+    dict(action="wrong_length", delta=-100),  # announces less than it sends
+    dict(action="wrong_length", delta=+100),  # announces more than it sends
+    dict(action="drop"),
+    dict(action="status", status=503),
+])
+def test_a_broken_download_is_retried_and_never_becomes_an_asset(fault, fake, scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg", size=200_000)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    fake.faults.add(method="GET", route="/assets/{id}/original", **fault)
+
+    result = run_job(scene.env())
+
+    assert result.code == 0, result.stderr
+    check(scene.world, snap)
+    internal = [a for a in scene.world.assets.values() if a.internal]
+    assert len(internal) == 1 and internal[0].blob.sha1 == photo.blob.sha1
+    assert len(fake.requests("GET", "/assets/{id}/original")) == 2
+
+
+def test_a_download_that_always_breaks_fails_the_asset_and_deletes_nothing(fake, scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg", size=100_000)
+    fake.faults.add("truncate", method="GET", route="/assets/{id}/original", after_bytes=500, times=0)
+    result = run_job(scene.env(EXT2INT_HTTP_RETRIES="2"))
+    assert result.code == 1
+    failed = result.outcomes("failed")
+    assert failed[0]["stage"] == "download" and "after 500 bytes" in failed[0]["reason"]
+    assert len(fake.requests("GET", "/assets/{id}/original")) == 3, "retried, then given up"
+    assert photo.deleted_at is None and not [a for a in scene.world.assets.values() if a.internal]
+
+
+def test_an_upload_answer_lost_after_the_server_stored_it_is_resolved_by_dedup(fake, scene, run_job):
+    lib = scene.library()
+    scene.photo(lib, "a.jpg")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    fake.faults.add("drop_after", method="POST", route="/assets")
+    result = run_job(scene.env())
+    assert result.code == 0, result.stderr
+    check(scene.world, snap)
+    assert result.counts()["uploaded"] == 1, "the duplicate answer names the asset this run created"
+
+
+def test_a_lost_face_creation_answer_does_not_create_the_face_twice(fake, scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    scene.face(photo, scene.person("Alice"))
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    fake.faults.add("drop_after", method="POST", route="/faces")
+    first = run_job(scene.env())
+    assert first.code == 1
+    assert run_job(scene.env()).code == 0
+    check(scene.world, snap)
+    twin = next(a for a in scene.world.assets.values() if a.internal)
+    assert len([f for f in scene.world.faces.values() if f.asset_id == twin.id]) == 1
+
+
+def test_slow_downloads_still_complete(fake, scene, run_job):
+    lib = scene.library()
+    scene.photo(lib, "a.jpg", size=64 * 1024)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    fake.faults.add("slow", method="GET", route="/assets/{id}/original", seconds=0.01)
+    assert run_job(scene.env()).code == 0
+    check(scene.world, snap)
