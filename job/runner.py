@@ -273,11 +273,11 @@ class Runner:
         def count_listed(asset: Asset) -> None:
             listed.add(asset.id)
 
-        self._wait_for_backlog(report)
+        report.stopped_because = self._wait_for_backlog(report)
         pool = cf.ThreadPoolExecutor(max_workers=self.limits.concurrency, thread_name_prefix="move")
         try:
             seen: set[str] = set()
-            for library in self.libraries:
+            for library in self.libraries if not report.stopped_because else []:
                 units = list_units(client, library.id, page_size=page_size_for(self.limits.batch_size), seen=seen,
                                    listed=count_listed)
                 for unit in units:
@@ -285,8 +285,8 @@ class Runner:
                     if quick is not None:
                         finished(quick)
                         continue
-                    while len(in_flight) >= self.limits.concurrency:
-                        self._collect(in_flight, finished, block=True)
+                    while len(in_flight) >= self.limits.concurrency and not self.stop.is_set():
+                        self._collect(in_flight, finished, timeout=0.5)
                     reason = self._may_continue(limit_reached, report)  # after a slot freed: the
                     if reason:  # unit that just ended may have stopped the run or reached a limit
                         report.stopped_because = report.stopped_because or reason
@@ -294,7 +294,7 @@ class Runner:
                     with lock:
                         taken += 1
                     in_flight[pool.submit(mover.move, unit)] = unit
-                    self._collect(in_flight, finished, block=False)
+                    self._collect(in_flight, finished, timeout=0)
                 if report.stopped_because:
                     break
             self._drain(in_flight, finished, report)
@@ -321,10 +321,10 @@ class Runner:
         a = unit.asset
         return Outcome(a.id, a.originalPath, a.libraryId or "", "skipped", reason=decision.reason, assets=unit.assets)
 
-    def _collect(self, in_flight: dict[cf.Future, Unit], finished: Callable[[Outcome], None], block: bool) -> None:
+    def _collect(self, in_flight: dict[cf.Future, Unit], finished: Callable[[Outcome], None], timeout: float) -> None:
         if not in_flight:
             return
-        done, _ = cf.wait(list(in_flight), timeout=None if block else 0, return_when=cf.FIRST_COMPLETED)
+        done, _ = cf.wait(list(in_flight), timeout=timeout, return_when=cf.FIRST_COMPLETED)
         for future in done:
             unit = in_flight.pop(future)
             finished(_result_or_failure(future, unit))

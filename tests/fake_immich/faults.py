@@ -2,6 +2,7 @@
 stall, cut a connection, truncate a body, or kill the job process. Tests are exact, not timing-based.
 
 Actions:
+  notify        call the notify hook before handling, then answer normally (send the job a signal)
   status        answer `status` (5xx, 429 with `retry_after`) without doing anything
   respond       answer `status` with the raw `body` and `content_type` (HTML pages, broken JSON)
   delay         sleep `seconds` before handling (a timeout when longer than the client waits)
@@ -22,7 +23,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-ACTIONS = {"respond", "status", "delay", "drop", "drop_after", "truncate", "wrong_length", "slow", "kill", "kill_after", "kill_mid_body"}
+ACTIONS = {"notify", "respond", "status", "delay", "drop", "drop_after", "truncate", "wrong_length", "slow", "kill", "kill_after", "kill_mid_body"}
 
 
 @dataclass

@@ -136,6 +136,7 @@ class FakeImmich:
         self.log: list[Logged] = []
         self._log_lock = threading.Lock()
         self.on_kill: Callable[[], None] | None = None
+        self.on_notify: Callable[[], None] | None = None
         self.httpd: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -277,6 +278,9 @@ class Handler(BaseHTTPRequestHandler):
         return None, {}
 
     def pre_faults(self, faults: list[Fault]) -> None:
+        for fault in faults:
+            if fault.action == "notify" and self.server_fake.on_notify:
+                self.server_fake.on_notify()  # before any other fault acts: the test sees the request at once
         for fault in faults:
             if fault.action == "respond":
                 self.drain_body()
