@@ -58,6 +58,7 @@ class RunContext:
     shared_links: dict[str, frozenset[str]] = field(default_factory=dict)  # asset id -> individual link ids
     memories: dict[str, int] = field(default_factory=dict)  # asset id -> memories showing it
     hard_stop: threading.Event = field(default_factory=threading.Event)
+    stack_lock: threading.Lock = field(default_factory=threading.Lock)
     on_bytes: Callable[[int], None] | None = None
     on_step: Callable[[str, float], None] | None = None
     sleep: Callable[[float], None] = time.sleep
@@ -124,6 +125,18 @@ class Mover:
         return outcome
 
     def _move(self, unit: Unit, outcome: Outcome, stage: list[str]) -> None:
+        with self._step(outcome, stage, "read"):
+            first = self.c.asset(unit.asset.id)
+        if first.stack is None:
+            return self._move_unit(unit, outcome, stage)
+        # Stacked assets move one at a time: each reads its stack after the previous one has finished,
+        # so none compares itself with a member caught half-way through its own move. One lock for all
+        # stacks, not one per stack: on servers without the copy endpoint, joining a stack replaces it
+        # with a new one (POST /stacks merges), so a stack's id is not a stable key.
+        with self.ctx.stack_lock:
+            return self._move_unit(unit, outcome, stage)
+
+    def _move_unit(self, unit: Unit, outcome: Outcome, stage: list[str]) -> None:
         with self._step(outcome, stage, "read"):
             still = self._read_source(unit.asset.id)
             video = self._read_source(still.asset.livePhotoVideoId) if still.asset.livePhotoVideoId else None
@@ -476,16 +489,12 @@ class Mover:
     def _finish_people(self, source: Facts, target: Brought) -> None:
         """Immich does not say which photo is a person's cover. When the source is the person's only
         photo besides its new twin, the cover must be on it: point it at the twin before deleting."""
-        for person_id in {f.person.id for f in source.faces or () if f.person}:
+        for person_id in sorted({f.person.id for f in source.faces or () if f.person}):
             try:
-                stats = self.c.t.json("GET", f"/people/{person_id}/statistics")
-            except errors.ImmichError:
-                continue
-            if isinstance(stats, dict) and int(stats.get("assets", 0)) <= 2:
-                try:
+                if self.c.person_asset_count(person_id) <= 2:
                     self.c.set_person_feature(person_id, target.target_id)
-                except errors.BadRequest:
-                    pass
+            except (errors.PermissionMissing, errors.Forbidden, errors.BadRequest, errors.NotFound):
+                continue  # optional: the person keeps its current cover image
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -181,7 +181,9 @@ def record_of(facts: Facts, identity: Mapping[str, str] | None = None) -> Record
         record = replace(
             record,
             albums=frozenset(a.id for a in facts.albums),
-            covers=frozenset(a.id for a in facts.albums if a.albumThumbnailAssetId and token(a.albumThumbnailAssetId) == own),
+            # only albums the asset's owner owns: nobody else may set their cover (Immich re-picks it)
+            covers=frozenset(a.id for a in facts.albums if a.albumThumbnailAssetId and token(a.albumThumbnailAssetId) == own
+                             and a.ownerId == asset.ownerId),
         )
     if facts.shared_links is not None:
         record = replace(record, shared_links=facts.shared_links)

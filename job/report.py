@@ -24,7 +24,9 @@ SKIP_REASONS = {
     "other_owner": "the asset belongs to another user: run ext2int with that user's API key",
     "live_video_unavailable": "the video half of this live photo is offline, trashed or missing",
     "kept": "already copied with EXT2INT_DELETE=keep",
-    "reimport_loop": "Immich re-imported a file that was already moved, because it could not delete it",
+    "reimport_loop": ("a re-import of a file already moved: Immich could not delete the original (read-only mount?), "
+                      "so its library scan imported it again. Give Immich write access to the folder, or add an "
+                      "exclusion pattern for the file in the library's settings, then delete this external asset"),
     "not_external": "the asset is not in an external library",
 }
 STAGES = ("read", "download", "upload", "prove", "carry", "verify", "delete", "incomplete")

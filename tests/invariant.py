@@ -79,7 +79,7 @@ def curated(world: World, asset: Asset) -> Curated:
         gps=gps,
         tags=frozenset(world.tags[t].value for t in asset.tag_ids if t in world.tags),
         albums=frozenset(al.id for al in albums),
-        covers=frozenset(al.id for al in albums if al.thumbnail_asset_id in world.assets
+        covers=frozenset(al.id for al in albums if al.owner_id == asset.owner_id and al.thumbnail_asset_id in world.assets
                          and world.assets[al.thumbnail_asset_id].deleted_at is None
                          and world.assets[al.thumbnail_asset_id].blob.sha1 == sha),
         links=frozenset(link.id for link in world.links.values() if asset.id in link.asset_ids),

@@ -193,6 +193,12 @@ class ImmichClient:
             raise errors.UnexpectedResponse("GET /api/activities/statistics", "answer has a shape we do not know")
         return int(data.get("comments", 0)) + int(data.get("likes", 0))
 
+    def person_asset_count(self, person_id: str) -> int:
+        data = self.t.json("GET", f"/people/{person_id}/statistics")
+        if not isinstance(data, dict):
+            raise errors.UnexpectedResponse("GET /api/people/{id}/statistics", "answer has a shape we do not know")
+        return int(data.get("assets", 0))
+
     def queue_backlog(self) -> QueueBacklog:
         """Jobs waiting or active in Immich's heavy queues. GET /queues (3.x), else GET /jobs (2.x)."""
         try:

@@ -81,7 +81,7 @@ class Embedded:
     faces: list[tuple[int, int, int, int]] = field(default_factory=list)  # what face detection would find
 
 
-@dataclass
+@dataclass(eq=False)
 class User:
     id: str
     email: str
@@ -500,7 +500,9 @@ class World:
                 asset.stack_id = None
 
     def stack_members(self, stack_id: str) -> list[Asset]:
-        return [a for a in self.assets.values() if a.stack_id == stack_id and a.deleted_at is None]
+        """stack.repository withAssets: not trashed, default visibility (timeline or archive)."""
+        return [a for a in self.assets.values() if a.stack_id == stack_id and a.deleted_at is None
+                and a.visibility in ("timeline", "archive")]
 
     def create_stack(self, owner_id: str, asset_ids: list[str]) -> Stack:
         """stack.repository create(): stacks whose PRIMARY is listed are merged in and deleted; the

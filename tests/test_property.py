@@ -1,0 +1,157 @@
+"""Property-based tests (hypothesis): random curated libraries, and random fault schedules with random
+kills. After the job has run to completion, every source's curated record is covered by its target,
+nothing is doubled, and a further run changes nothing.
+
+CI runs a small, derandomized number of examples; EXT2INT_LONG=1 runs 500 random ones (bench/long.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import spawn_job
+from tests.fake_immich import FakeImmich, Scene
+from tests.invariant import check, snapshot
+
+LONG = os.environ.get("EXT2INT_LONG") == "1"
+COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+              derandomize=not LONG, database=None)
+
+
+def build_world(data, scene: Scene):
+    """A random library: photos with random curation, live pairs, stacks, internal twins."""
+    lib = scene.library()
+    people = [scene.person(n) for n in ("Alice", "Bob")]
+    count = data.draw(st.integers(1, 6), label="photos")
+    photos = []
+    for i in range(count):
+        photo = scene.photo(lib, f"p{i}.jpg", gps=data.draw(st.sampled_from([None, (48.85, 2.29)]), label="gps"))
+        photos.append(photo)
+        fields = {}
+        if data.draw(st.booleans(), label="fav"):
+            fields["isFavorite"] = True
+        if data.draw(st.integers(0, 4), label="archive") == 0:
+            fields["visibility"] = "archive"
+        description = data.draw(st.sampled_from(["", "dawn", "Käse & Brot"]), label="description")
+        if description:
+            fields["description"] = description
+        rating = data.draw(st.sampled_from([None, None, -1, 1, 3, 5]), label="rating")
+        if rating is not None:
+            fields["rating"] = rating
+        if data.draw(st.integers(0, 3), label="date") == 0:
+            fields.update(dateTimeOriginal="2015-08-09T18:30:00+02:00", timeZone="Europe/Paris")
+        if fields:
+            scene.edit(photo, **fields)
+        tags = data.draw(st.lists(st.sampled_from(["Trips/Ireland", "Family", "Best"]), unique=True, max_size=2), label="tags")
+        if tags:
+            scene.tag(photo, *tags)
+        if data.draw(st.integers(0, 3), label="kv") == 0:
+            scene.kv(photo, "note", {"i": i})
+        if data.draw(st.integers(0, 3), label="crop") == 0:
+            scene.crop(photo)
+        for person in data.draw(st.lists(st.sampled_from(people), unique_by=lambda p: p.id, max_size=2), label="faces"):
+            scene.face(photo, person, (100 + 150 * people.index(person), 80, 220 + 150 * people.index(person), 220))
+        twin = data.draw(st.sampled_from(["none", "none", "none", "live", "trashed"]), label="twin")
+        if twin != "none":
+            scene.internal(photo.blob.read_all(), trashed=twin == "trashed")
+    for name in ("A", "B"):
+        members = data.draw(st.lists(st.sampled_from(photos), unique_by=lambda p: p.id, max_size=3), label=f"album {name}")
+        if members:
+            scene.album(name, *members, cover=data.draw(st.sampled_from(members), label="cover"))
+    unstacked = list(photos)
+    if len(unstacked) >= 2 and data.draw(st.booleans(), label="stack"):
+        scene.stack(unstacked[0], unstacked[1])
+    for j in range(data.draw(st.integers(0, 2), label="live pairs")):
+        still, _ = scene.live(lib, f"l{j}")
+        if data.draw(st.booleans(), label="live fav"):
+            scene.favorite(still)
+    if data.draw(st.integers(0, 4), label="link") == 0:
+        scene.link(photos[0])
+    return lib
+
+
+def run_to_completion(scene, run_job, env, limit: int = 8):
+    for _ in range(limit):
+        result = run_job(env)
+        assert result.code in (0, 1), result.stderr
+        if not result.outcomes("uploaded") and not result.outcomes("merged") and not result.outcomes("failed") \
+                and not result.outcomes("waiting"):
+            return
+    raise AssertionError("the job did not finish within the runs allowed")
+
+
+@settings(max_examples=500 if LONG else 25, **COMMON)
+@given(data=st.data())
+def test_any_curated_library_moves_completely_and_a_rerun_changes_nothing(data, run_job):
+    fake = FakeImmich().start()
+    try:
+        scene = Scene(fake)
+        lib = build_world(data, scene)
+        snap = snapshot(scene.world, [lib.id], scene.admin.id)
+        env = scene.env(EXT2INT_BATCH_SIZE=str(data.draw(st.integers(1, 8), label="batch")),
+                        EXT2INT_CONCURRENCY=str(data.draw(st.integers(1, 3), label="concurrency")))
+        run_to_completion(scene, run_job, env)
+        check(scene.world, snap)
+        fake.clear_log()
+        assert run_job(env).code == 0 and not fake.mutating_requests()
+    finally:
+        fake.stop()
+
+
+ROUTES = [
+    ("GET", "/assets/{id}"), ("GET", "/albums"), ("GET", "/assets/{id}/metadata"), ("GET", "/assets/{id}/original"),
+    ("POST", "/assets"), ("PUT", "/assets/metadata"), ("PUT", "/assets/copy"), ("PUT", "/assets"),
+    ("PUT", "/tags/assets"), ("DELETE", "/assets"), ("POST", "/search/metadata"), ("GET", "/faces"),
+    ("POST", "/faces"), ("PUT", "/stacks/{id}"), ("PATCH", "/albums/{id}"), ("POST", "/trash/restore/assets"),
+]
+FAULTS = st.sampled_from([
+    dict(action="status", status=500), dict(action="status", status=502), dict(action="status", status=503),
+    dict(action="status", status=429, retry_after=1), dict(action="drop"), dict(action="drop_after"),
+    dict(action="delay", seconds=1.5), dict(action="truncate", after_bytes=700), dict(action="wrong_length", delta=-50),
+    dict(action="wrong_length", delta=50), dict(action="slow", seconds=0.002),
+])
+
+
+@settings(max_examples=500 if LONG else 20, **COMMON)
+@given(data=st.data())
+def test_random_faults_and_kills_never_lose_anything(data, run_job):
+    fake = FakeImmich().start()
+    try:
+        scene = Scene(fake)
+        lib = scene.library()
+        for i in range(data.draw(st.integers(1, 4), label="photos")):
+            photo = scene.photo(lib, f"p{i}.jpg", size=data.draw(st.sampled_from([2000, 60_000]), label="size"))
+            scene.album("A", photo)
+            scene.tag(photo, "T")
+            if i == 1:
+                scene.internal(photo.blob.read_all(), trashed=data.draw(st.booleans(), label="trashed twin"))
+        scene.live(lib, "l")
+        snap = snapshot(scene.world, [lib.id], scene.admin.id)
+        for _ in range(data.draw(st.integers(1, 6), label="faults")):
+            method, route = data.draw(st.sampled_from(ROUTES), label="route")
+            fault = dict(data.draw(FAULTS, label="fault"))
+            fake.faults.add(method=method, route=route, nth=data.draw(st.integers(1, 6), label="nth"),
+                            times=data.draw(st.integers(1, 2), label="times"), **fault)
+        kill = data.draw(st.one_of(st.none(), st.tuples(st.sampled_from(["kill", "kill_after", "kill_mid_body"]),
+                                                        st.sampled_from(ROUTES), st.integers(1, 4))), label="kill")
+        if kill:
+            action, (method, route), nth = kill
+            fake.faults.add(action, method=method, route=route, nth=nth, after_bytes=900)
+        env = scene.env(EXT2INT_HTTP_TIMEOUT="1", EXT2INT_HTTP_RETRIES="2", EXT2INT_SETTLE_TIMEOUT="2",
+                        EXT2INT_CONCURRENCY=str(data.draw(st.integers(1, 2), label="concurrency")))
+        proc = spawn_job(env)
+        fake.on_kill = lambda: (os.kill(proc.pid, signal.SIGKILL), proc.wait())
+        proc.communicate(timeout=120)
+        assert proc.returncode in (0, 1, -signal.SIGKILL), proc.returncode
+        check(scene.world, snap, require_done=False)
+
+        fake.faults.clear()
+        fake.on_kill = None
+        run_to_completion(scene, run_job, env)
+        check(scene.world, snap)
+    finally:
+        fake.stop()
