@@ -139,6 +139,7 @@ def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list
         return startup_exit_code(exc)
     finally:
         client.close()
+    report.requests = {"total": client.t.total_requests, "mutating": client.t.mutating_requests}
     for outcome in report.outcomes:
         outcome.reason = scrub(outcome.reason)
         outcome.differences = [scrub(d) for d in outcome.differences]

@@ -65,6 +65,7 @@ class Report:
     delete_mode: str = ""
     libraries: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)  # sent to Immich: total, mutating
 
     def add(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -110,6 +111,7 @@ class Report:
             "throttledSeconds": round(self.throttled_seconds, 3),
             "stoppedBecause": self.stopped_because,
             "notes": self.notes,
+            "requests": self.requests,
             "outcomes": [_outcome_dict(o) for o in self.outcomes],
         }
 

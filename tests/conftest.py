@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CANARY = "ext2int-CANARY-key-0b4f6e"  # an API key that must never appear in any output
 
 
+def pytest_collection_modifyitems(items):
+    """The end-to-end tests run last: in CI the real server builds while the other tests run."""
+    items.sort(key=lambda item: "/e2e/" in str(item.fspath))
+
+
 @pytest.fixture
 def fake():
     server = FakeImmich().start()

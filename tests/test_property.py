@@ -74,7 +74,11 @@ def build_world(data, scene: Scene):
     return lib
 
 
-def run_to_completion(scene, run_job, env, limit: int = 8):
+def run_to_completion(scene, run_job, env):
+    """Run until a run has nothing left to do: enough runs for every unit at the batch size, plus a few
+    for retries of failed or waiting ones."""
+    units = sum(1 for a in scene.world.assets.values() if not a.internal and a.visibility != "hidden")
+    limit = units // int(env.get("EXT2INT_BATCH_SIZE", "100")) + 6
     for _ in range(limit):
         result = run_job(env)
         assert result.code in (0, 1), result.stderr

@@ -64,6 +64,13 @@ ROUTES = [
     Route("GET", "/libraries", "libraries", "library.read", admin=True),
     Route("GET", "/libraries/{id}", "library", "library.read", admin=True),
     Route("GET", "/libraries/{id}/statistics", "library_statistics", "library.statistics", admin=True),
+    Route("POST", "/libraries", "create_library", "library.create", admin=True),
+    Route("POST", "/libraries/{id}/scan", "scan_library", "library.update", admin=True),
+    Route("POST", "/albums", "create_album", "album.create"),
+    Route("PUT", "/tags", "upsert_tags", "tag.create"),
+    Route("POST", "/people", "create_person", "person.create"),
+    Route("POST", "/api-keys", "create_api_key", "apiKey.create"),
+    Route("DELETE", "/api-keys/{id}", "delete_api_key", "apiKey.delete"),
     Route("POST", "/search/metadata", "search_metadata", "asset.read"),
     Route("POST", "/search/statistics", "search_statistics", "asset.statistics"),
     Route("POST", "/assets", "upload", "asset.upload"),
@@ -594,6 +601,57 @@ class Routes:
         assets = [a for a in world.assets.values() if a.library_id == call.params["id"] and a.deleted_at is None]
         photos = sum(1 for a in assets if a.type == "IMAGE")
         return {"photos": photos, "videos": len(assets) - photos, "usage": sum(a.blob.size for a in assets), "total": len(assets)}
+
+    @staticmethod
+    def create_library(world: World, call: Call):
+        body = call.json()
+        owner = world.users.get(body.get("ownerId", ""))
+        if owner is None:
+            raise ApiError(400, "User not found")
+        library = world.add_library(owner, body.get("name", "Library"), body.get("importPaths", []))
+        return 201, Routes._library(world, library)
+
+    @staticmethod
+    def scan_library(world: World, call: Call):
+        library = world.libraries.get(call.params["id"])
+        if library is None:
+            raise ApiError(400, "Library not found")
+        world.scan(library)
+        return 204, None
+
+    @staticmethod
+    def create_album(world: World, call: Call):
+        body = call.json()
+        album = Album(new_id(), call.user.id, body.get("albumName", ""), {call.user.id: "owner"},
+                      list(dict.fromkeys(body.get("assetIds", []))))
+        world.albums[album.id] = album
+        return 201, render.album(world, album)
+
+    @staticmethod
+    def upsert_tags(world: World, call: Call):
+        return [render.tag(world.upsert_tag(call.user.id, value)) for value in call.json().get("tags", [])]
+
+    @staticmethod
+    def create_person(world: World, call: Call):
+        person = Person(new_id(), call.user.id, call.json().get("name", ""))
+        world.people[person.id] = person
+        return 201, render.person(person)
+
+    @staticmethod
+    def create_api_key(world: World, call: Call):
+        body = call.json()
+        secret = world.add_key(call.user, body.get("permissions") or ["all"])
+        key = world.keys[secret]
+        return 201, {"secret": secret, "apiKey": {"id": key.id, "name": body.get("name", ""), "permissions": key.permissions,
+                                                  "createdAt": "2026-11-25T00:00:00.000Z", "updatedAt": "2026-11-25T00:00:00.000Z"}}
+
+    @staticmethod
+    def delete_api_key(world: World, call: Call):
+        for secret, key in list(world.keys.items()):
+            if key.id == call.params["id"] and key.user_id == call.user.id:
+                del world.keys[secret]
+                return 204, None
+        raise ApiError(400, "API Key not found")
 
     # --- search ----------------------------------------------------------------------------------
 

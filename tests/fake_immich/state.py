@@ -289,7 +289,17 @@ class World:
         return library
 
     def scan(self, library: Library) -> list[Asset]:
-        """Import new files, mark vanished ones offline and trash them (API.md "Deleting")."""
+        """Import new files, mark vanished ones offline and trash them (API.md "Deleting"). Files on the
+        real file system under the import paths are read in too (the contract tests write real files)."""
+        import os
+
+        for root in library.import_paths:
+            for folder, _, names in os.walk(root):
+                for name in names:
+                    path = os.path.join(folder, name)
+                    if path not in self.disk and not name.endswith(".xmp"):
+                        with open(path, "rb") as handle:
+                            self.put_file(path, Blob.of(handle.read()), mtime=iso(os.stat(path).st_mtime))
         imported = []
         known = {a.original_path: a for a in self.assets.values() if a.library_id == library.id}
         for path in sorted(self.disk):
