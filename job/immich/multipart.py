@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 
@@ -36,7 +36,10 @@ class MultipartBody:
         file_content_type: str,
         stream: Readable,
         length: int | None,
+        after: list[tuple[str, int, Callable[[], str]]] | None = None,
     ):
+        """`after`: fields sent after the file, as (name, length in bytes, value), the value computed
+        only once the file has been read (a checksum of it); it must have the announced length."""
         self.boundary = uuid.uuid4().hex
         self.content_type = f"multipart/form-data; boundary={self.boundary}"
         head = io.BytesIO()
@@ -51,8 +54,14 @@ class MultipartBody:
             ).encode("utf-8")
         )
         tail = f"\r\n--{self.boundary}--\r\n".encode()
-        self._parts: list[Readable] = [io.BytesIO(head.getvalue()), stream, io.BytesIO(tail)]
-        self.len = None if length is None else len(head.getvalue()) + length + len(tail)
+        self._parts: list[Readable] = [io.BytesIO(head.getvalue()), stream]
+        late = 0
+        for name, size, value in after or []:
+            opening = f"\r\n--{self.boundary}\r\nContent-Disposition: form-data; name=\"{_quote(name)}\"\r\n\r\n".encode()
+            self._parts += [io.BytesIO(opening), _Late(value, size)]
+            late += len(opening) + size
+        self._parts.append(io.BytesIO(tail))
+        self.len = None if length is None else len(head.getvalue()) + length + late + len(tail)
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
@@ -67,3 +76,17 @@ class MultipartBody:
     def __iter__(self) -> Iterator[bytes]:
         while chunk := self.read(self.CHUNK):
             yield chunk
+
+
+class _Late:
+    """A part whose bytes are computed when it is reached: after the file has been read through."""
+
+    def __init__(self, value: Callable[[], str], size: int):
+        self._value, self._size, self._data = value, size, None
+
+    def read(self, size: int = -1) -> bytes:
+        if self._data is None:
+            self._data = io.BytesIO(self._value().encode("utf-8"))
+            if len(self._data.getvalue()) != self._size:
+                raise ValueError("a late multipart field did not have its announced length")
+        return self._data.read(size)

@@ -37,12 +37,13 @@ class Blob:
             for offset in range(start, self.size, CHUNK):
                 yield self.data[offset:offset + CHUNK]
             return
-        block = _block(self.seed)
+        block = _block(self.seed % 16)
+        stamp = self.seed.to_bytes(8, "big")
         offset = start
         while offset < self.size:
             index, within = divmod(offset, CHUNK)
-            # each block is the seed's block with its index stamped in: no two blocks alike
-            piece = index.to_bytes(8, "big") + block[8:]
+            # a shared base block with the seed and the block's index stamped in: no two blocks alike
+            piece = stamp + index.to_bytes(8, "big") + block[16:]
             end = min(CHUNK - within, self.size - offset)
             yield piece[within:within + end]
             offset += end

@@ -231,6 +231,8 @@ class Handler(BaseHTTPRequestHandler):
         entry = Logged(method, path, route.template if route else sub)
         fake.record(entry)
         faults = fake.faults.take(method, entry.route)
+        if world.latency:
+            time.sleep(world.latency)
         try:
             self.pre_faults(faults)
             if route is None:

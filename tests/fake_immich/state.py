@@ -255,6 +255,7 @@ class World:
         self.extraction_delay = 0.0
         self.detection_delay = 0.0
         self.keep_uploads_up_to = 32 * 1024 * 1024  # larger uploads keep only their hash and size
+        self.latency = 0.0  # seconds each answer takes, like a server on a network (benchmarks)
         self.created_assets: list[str] = []  # ids of assets created by uploads, in order
 
     def has(self, feature: str) -> bool:
