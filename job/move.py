@@ -104,6 +104,18 @@ class Identity:
 
 
 @dataclass
+class Pending:
+    """A unit between the two phases of its move: bytes brought and curation carried, not yet verified."""
+
+    outcome: Outcome
+    stage: list[str]
+    still: Facts
+    brought: list[Brought]
+    plans: list[Record]
+    ids: Identity
+
+
+@dataclass
 class Brought:
     source: Facts
     target_id: str
@@ -124,14 +136,27 @@ class Mover:
 
     # --- the whole move ------------------------------------------------------------------------
 
-    def move(self, unit: Unit) -> Outcome:
+    def move(self, unit: Unit) -> Outcome | Pending:
+        """Phase one: read, decide, bring the bytes, carry the curation. Returns the unit's final
+        Outcome (skipped, failed, or done when it is stacked), or a Pending for `complete`, which waits
+        for Immich to settle, verifies and deletes. The split lets transfers go on while Immich digests
+        earlier uploads."""
         outcome = Outcome(
             asset_id=unit.asset.id, path=unit.asset.originalPath, library_id=unit.asset.libraryId or "",
             kind="failed", assets=unit.assets,
         )
         stage = ["read"]
+        return self._guard(outcome, stage, lambda: self._start(unit, outcome, stage))
+
+    def complete(self, pending: Pending) -> Outcome:
+        """Phase two: settle, verify, delete (or keep). Safe to run in another thread than phase one."""
+        return self._guard(pending.outcome, pending.stage, lambda: self._finish(pending))
+
+    def _guard(self, outcome: Outcome, stage: list[str], work: Callable[[], Any]) -> Any:
+        """Every way a move can end becomes the outcome's kind, stage and reason."""
         try:
-            self._move(unit, outcome, stage)
+            result = work()
+            return result if result is not None else outcome
         except Waiting as wait:
             outcome.kind, outcome.reason = "waiting", str(wait)
         except errors.PermissionMissing as exc:
@@ -146,19 +171,22 @@ class Mover:
             outcome.kind, outcome.stage, outcome.reason = "failed", "download", str(exc)
         return outcome
 
-    def _move(self, unit: Unit, outcome: Outcome, stage: list[str]) -> None:
+    def _start(self, unit: Unit, outcome: Outcome, stage: list[str]) -> Pending | None:
         with self._step(outcome, stage, "read"):
             first = self._read_source(unit.asset.id)
         if first.asset.stack is None:
-            return self._move_unit(unit, outcome, stage, first)
-        # Stacked assets move one at a time: each reads its stack after the previous one has finished,
-        # so none compares itself with a member caught half-way through its own move. One lock for all
-        # stacks, not one per stack: on servers without the copy endpoint, joining a stack replaces it
-        # with a new one (POST /stacks merges), so a stack's id is not a stable key.
+            return self._prepare(unit, outcome, stage, first)
+        # Stacked assets move one at a time, both phases under one lock: each reads its stack after the
+        # previous one has finished, so none compares itself with a member caught half-way through its
+        # own move. One lock for all stacks, not one per stack: on servers without the copy endpoint,
+        # joining a stack replaces it with a new one (POST /stacks merges), so its id is no stable key.
         with self.ctx.stack_lock:
-            return self._move_unit(unit, outcome, stage)
+            pending = self._prepare(unit, outcome, stage)
+            if pending is not None:
+                self._finish(pending)
+        return None
 
-    def _move_unit(self, unit: Unit, outcome: Outcome, stage: list[str], facts: Facts | None = None) -> None:
+    def _prepare(self, unit: Unit, outcome: Outcome, stage: list[str], facts: Facts | None = None) -> Pending | None:
         with self._step(outcome, stage, "read"):
             still = facts or self._read_source(unit.asset.id)
             video = self._read_source(still.asset.livePhotoVideoId) if still.asset.livePhotoVideoId else None
@@ -169,10 +197,10 @@ class Mover:
             outcome.cannot_move = self._cannot_move(still)
         if decision.action == "skip":
             outcome.kind, outcome.reason = "skipped", decision.reason
-            return
+            return None
         if video is not None and video.asset.ownerId != self.ctx.user_id:
             outcome.kind, outcome.reason = "skipped", "other_owner"
-            return
+            return None
 
         brought: list[Brought] = []
         live_target = None
@@ -183,7 +211,7 @@ class Mover:
             if facts is video:
                 live_target = item.target_id
             if self._is_reimport_loop(item, outcome):
-                return
+                return None
         outcome.target_id = brought[-1].target_id
         outcome.bytes = sum(b.size for b in brought if b.transferred)
 
@@ -195,17 +223,23 @@ class Mover:
             token = LIVE if video is not None and item.source is video else SELF
             ids.source.update({item.source.asset.id: token, item.target_id: token})
             ids.target[item.target_id] = token
-
+        pending = Pending(outcome, stage, still, brought, [], ids)
         try:
             with self._step(outcome, stage, "carry"):
-                plans = [self._carry(item, ids) for item in brought]
-            with self._step(outcome, stage, "verify"):
-                for item, expected in zip(brought, plans):
-                    self._settle_and_verify(item, expected, ids)
+                pending.plans = [self._carry(item, ids) for item in brought]
         except Waiting:
-            # The journal tells a later run which target holds these bytes: it finishes the move
-            # without a second transfer (once it has re-proven the target).
-            self._write_journals(brought, state="copied")
+            self._journal_waiting(brought)
+            raise
+        return pending
+
+    def _finish(self, pending: Pending) -> None:
+        outcome, stage, brought, still = pending.outcome, pending.stage, pending.brought, pending.still
+        try:
+            with self._step(outcome, stage, "verify"):
+                for item, expected in zip(brought, pending.plans):
+                    self._settle_and_verify(item, expected, pending.ids)
+        except Waiting:
+            self._journal_waiting(brought)
             raise
 
         with self._step(outcome, stage, "delete"):
@@ -221,6 +255,11 @@ class Mover:
             else:
                 outcome.pending_delete = sources  # the runner deletes verified sources in batches
         outcome.kind = "uploaded" if brought[-1].created else "merged"
+
+    def _journal_waiting(self, brought: list[Brought]) -> None:
+        """The journal tells a later run which target holds these bytes: it finishes the move without
+        a second transfer (once it has re-proven the target)."""
+        self._write_journals(brought, state="copied")
 
     @contextmanager
     def _step(self, outcome: Outcome, stage: list[str], name: str) -> Iterator[None]:
@@ -473,7 +512,7 @@ class Mover:
         pieces are written (once per kind of difference), then re-read. A target that is still
         incomplete after EXT2INT_SETTLE_TIMEOUT waits for a later run; a wrong one fails the asset."""
         deadline = self.ctx.now() + self.ctx.settle_timeout
-        delay, applied = 0.2, set()
+        delay, waited, applied = 0.25, 0.0, set()
         while True:
             target = self._read_target(item.target_id, item.source)
             problem = self._disproof(target.asset, item.sha1, item.size, None)
@@ -503,7 +542,10 @@ class Mover:
                 raise StepFailed("verify", "the internal asset does not hold everything the external one had",
                                  [f"{item.source.asset.originalFileName}: {d}" for d in found])
             self.ctx.sleep(delay)
-            delay = min(delay * 2, 3.0)
+            # Immich usually reads a new asset within a second or two: look often at first (this wait
+            # holds no transfer slot), then less often
+            waited += delay
+            delay = 0.25 if waited < 4 else min(delay * 1.5, 3.0)
 
     def _reconcile_faces(self, item: Brought, target: Facts, expected: Record) -> None:
         """Give every face of the source's people a matching face on the target: assign a detected face

@@ -20,7 +20,7 @@ from typing import Any
 from job.immich import errors
 from job.immich.client import MIN_VERSION, Capabilities, ImmichClient
 from job.immich.models import Asset, Library, User
-from job.move import Mover, RunContext, Unit
+from job.move import Mover, Pending, RunContext, Unit
 from job.plan import decide
 from job.report import Outcome, Report
 
@@ -246,7 +246,6 @@ class Runner:
         lock = threading.Lock()
         taken = 0  # units started that did not end as skipped
         done_bytes = 0
-        in_flight: dict[cf.Future, Unit] = {}
 
         def account(outcome: Outcome) -> None:
             report.add(outcome)
@@ -258,12 +257,17 @@ class Runner:
 
         deletes = DeleteBatch(client, force=self.delete_mode == "force", account=account)
 
+        def transferred(outcome: Outcome) -> None:
+            """Phase one of a unit ended: its bytes count toward EXT2INT_MAX_BYTES from now on."""
+            nonlocal done_bytes
+            with lock:
+                done_bytes += outcome.bytes
+
         def finished(outcome: Outcome) -> None:
-            nonlocal taken, done_bytes
+            nonlocal taken
             with lock:
                 if outcome.kind == "skipped":
                     taken -= 1
-                done_bytes += outcome.bytes
             if outcome.pending_delete:
                 deletes.add(outcome)
             else:
@@ -285,7 +289,7 @@ class Runner:
             listed.add(asset.id)
 
         report.stopped_because = self._wait_for_backlog(report)
-        pool = cf.ThreadPoolExecutor(max_workers=self.limits.concurrency, thread_name_prefix="move")
+        flight = Flight(mover, self.limits.concurrency, finished, transferred)
         try:
             seen: set[str] = set()
             for library in self.libraries if not report.stopped_because else []:
@@ -296,21 +300,21 @@ class Runner:
                     if quick is not None:
                         finished(quick)
                         continue
-                    while len(in_flight) >= self.limits.concurrency and not self.stop.is_set():
-                        self._collect(in_flight, finished, timeout=0.5)
+                    while not flight.has_room() and not self.stop.is_set():
+                        flight.collect(timeout=0.5)
                     reason = self._may_continue(limit_reached, report)  # after a slot freed: the
                     if reason:  # unit that just ended may have stopped the run or reached a limit
                         report.stopped_because = report.stopped_because or reason
                         break
                     with lock:
                         taken += 1
-                    in_flight[pool.submit(mover.move, unit)] = unit
-                    self._collect(in_flight, finished, timeout=0)
+                    flight.start(unit)
+                    flight.collect(timeout=0)
                 if report.stopped_because:
                     break
-            self._drain(in_flight, finished, report)
+            self._drain(flight, finished)
         finally:
-            pool.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set(), cancel_futures=True)
+            flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())
             io_pool.shutdown(wait=False)
             if not self.hard_stop.is_set():
                 deletes.flush()
@@ -335,35 +339,21 @@ class Runner:
         a = unit.asset
         return Outcome(a.id, a.originalPath, a.libraryId or "", "skipped", reason=decision.reason, assets=unit.assets)
 
-    def _collect(self, in_flight: dict[cf.Future, Unit], finished: Callable[[Outcome], None], timeout: float) -> None:
-        if not in_flight:
-            return
-        done, _ = cf.wait(list(in_flight), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        for future in done:
-            unit = in_flight.pop(future)
-            finished(_result_or_failure(future, unit))
-
-    def _drain(self, in_flight: dict[cf.Future, Unit], finished: Callable[[Outcome], None], report: Report) -> None:
+    def _drain(self, flight: Flight, finished: Callable[[Outcome], None]) -> None:
         """Let the units in flight finish: without limit normally, within EXT2INT_SHUTDOWN_GRACE after a
         signal. A unit cut off here is left in a state the next run completes."""
         deadline = None
-        while in_flight:
+        while flight.active:
             if self.stop.is_set() and deadline is None:
                 deadline = time.monotonic() + self.shutdown_grace
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if self.hard_stop.is_set():
-                timeout = 0.0
-            done, _ = cf.wait(list(in_flight), timeout=min(timeout, 1.0) if timeout is not None else 1.0,
-                              return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                finished(_result_or_failure(future, in_flight.pop(future)))
+            flight.collect(timeout=0.0 if self.hard_stop.is_set() else
+                           1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic())))
             if deadline is not None and (time.monotonic() >= deadline or self.hard_stop.is_set()):
-                self.abandoned = bool(in_flight)
-                for unit in in_flight.values():
+                self.abandoned = bool(flight.active)
+                for unit in flight.abandon():
                     a = unit.asset
                     finished(Outcome(a.id, a.originalPath, a.libraryId or "", "failed", stage="incomplete",
                                      reason="interrupted by shutdown; the next run completes it", assets=unit.assets))
-                in_flight.clear()
 
     # --- back-pressure --------------------------------------------------------------------------
 
@@ -518,6 +508,52 @@ class Runner:
         return out
 
 
+class Flight:
+    """Units in flight, in two phases. Phase one (read, transfer, carry) takes one of the
+    EXT2INT_CONCURRENCY slots; phase two (wait for Immich to settle, verify) runs in a separate, larger
+    pool, so new transfers start while Immich is still digesting earlier uploads. Memory stays bounded:
+    a unit in phase two holds no bytes, and their number is capped too."""
+
+    def __init__(self, mover: Mover, concurrency: int, finished: Callable[[Outcome], None],
+                 transferred: Callable[[Outcome], None]):
+        self.mover, self.concurrency, self.finished, self.transferred = mover, concurrency, finished, transferred
+        self.movers = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="move")
+        self.verifiers = cf.ThreadPoolExecutor(max_workers=concurrency * 4, thread_name_prefix="verify")
+        self.active: dict[cf.Future, tuple[str, Unit]] = {}
+
+    def count(self, phase: str) -> int:
+        return sum(1 for kind, _ in self.active.values() if kind == phase)
+
+    def has_room(self) -> bool:
+        return self.count("move") < self.concurrency and self.count("verify") < self.concurrency * 8
+
+    def start(self, unit: Unit) -> None:
+        self.active[self.movers.submit(self.mover.move, unit)] = ("move", unit)
+
+    def collect(self, timeout: float | None) -> None:
+        if not self.active:
+            return
+        done, _ = cf.wait(list(self.active), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            phase, unit = self.active.pop(future)
+            result = _result_or_failure(future, unit)
+            if phase == "move":
+                self.transferred(result.outcome if isinstance(result, Pending) else result)
+            if isinstance(result, Pending):
+                self.active[self.verifiers.submit(self.mover.complete, result)] = ("verify", unit)
+            else:
+                self.finished(result)
+
+    def abandon(self) -> list[Unit]:
+        units = [unit for _, unit in self.active.values()]
+        self.active.clear()
+        return units
+
+    def shutdown(self, wait: bool) -> None:
+        self.movers.shutdown(wait=wait, cancel_futures=True)
+        self.verifiers.shutdown(wait=wait, cancel_futures=True)
+
+
 class DeleteBatch:
     """Verified sources waiting for deletion, deleted many per request (DELETE /assets takes a list).
     An outcome is accounted for only once its delete succeeded; a failed delete fails its outcomes at
@@ -567,7 +603,7 @@ class DeleteBatch:
             self.account(outcome)
 
 
-def _result_or_failure(future: cf.Future, unit: Unit) -> Outcome:
+def _result_or_failure(future: cf.Future, unit: Unit) -> Outcome | Pending:
     try:
         return future.result()
     except Exception as exc:  # a bug must not lose the account of the asset

@@ -80,8 +80,9 @@ def observe(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
     seen.append(("upload new", (created, body["status"])))
     again, dup = upload(api, files["a.jpg"], "a.jpg")
     seen.append(("upload same bytes", (again, dup["status"], dup["id"] == body["id"])))
-    early, hdr = upload(api, files["a.jpg"], "a.jpg", headers={"x-immich-checksum": sha1_b64(files["a.jpg"])})
-    seen.append(("upload with checksum header", (early, hdr["status"], hdr["id"] == body["id"])))
+    # Not observed: an upload with `x-immich-checksum` of known bytes. Immich answers "duplicate" before
+    # reading the body and may reset the connection while the client still sends it (seen on 3.1.0):
+    # a race, which is why the job never sends that header with a streamed body.
     internal = api.asset(body["id"])
     seen.append(("internal checksum is of the bytes", internal["checksum"] == sha1_b64(files["a.jpg"])))
     seen.append(("internal size", internal["exifInfo"]["fileSizeInByte"] == len(files["a.jpg"])))
