@@ -1,0 +1,127 @@
+"""Pure pieces: the decisions, the streaming multipart body, the hashing reader, durations."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import io
+import json
+
+import pytest
+
+from job.immich.errors import TruncatedTransfer
+from job.immich.models import Asset, Exif
+from job.immich.multipart import MultipartBody
+from job.plan import JOURNAL_VERSION, decide
+from job.settings import parse_duration
+from job.transfer import HashingReader, expected_length
+
+
+def asset(**kw) -> Asset:
+    base = dict(id="a", ownerId="me", libraryId="lib", type="IMAGE", originalPath="/p/a.jpg", originalFileName="a.jpg",
+                fileCreatedAt="2019-05-01T09:00:00.000Z", fileModifiedAt="2020-01-01T00:00:00.000Z", checksum="x",
+                exifInfo=Exif(fileSizeInByte=100))
+    return Asset.model_validate({**base, **kw})
+
+
+def journal(state: str = "copied", **kw):
+    return {"v": JOURNAL_VERSION, "state": state, "target": "t", "sha1": "s", "size": 100,
+            "sourceModifiedAt": "2020-01-01T00:00:00.000Z", "sourceSize": 100, **kw}
+
+
+@pytest.mark.parametrize("changes,expected", [
+    (dict(ownerId="someone"), ("skip", "other_owner")),
+    (dict(libraryId=None), ("skip", "not_external")),
+    (dict(isTrashed=True), ("skip", "trashed")),
+    (dict(isOffline=True), ("skip", "offline")),
+    (dict(visibility="locked"), ("skip", "locked")),
+    ({}, ("move", "")),
+])
+def test_decisions_from_the_asset_itself(changes, expected):
+    d = decide(asset(**changes), user_id="me", delete_mode="trash")
+    assert (d.action, d.reason) == expected
+
+
+def test_a_live_still_without_its_video_is_skipped_whole():
+    still = asset(livePhotoVideoId="v")
+    assert decide(still, user_id="me", delete_mode="trash", video=None, video_expected=True).reason == "live_video_unavailable"
+    assert decide(still, user_id="me", delete_mode="trash", video=asset(id="v", isOffline=True), video_expected=True).action == "skip"
+    assert decide(still, user_id="me", delete_mode="trash", video=asset(id="v", type="VIDEO"), video_expected=True).action == "move"
+
+
+def test_the_journal_is_trusted_only_while_the_file_is_unchanged():
+    a = asset()
+    assert decide(a, user_id="me", delete_mode="trash", journal=journal()).action == "finish"
+    assert decide(a, user_id="me", delete_mode="keep", journal=journal("kept")).reason == "kept"
+    assert decide(a, user_id="me", delete_mode="trash", journal=journal("kept")).action == "finish"
+    assert decide(a, user_id="me", delete_mode="trash", journal=journal("loop")).reason == "reimport_loop"
+    changed = journal(sourceModifiedAt="2024-01-01T00:00:00.000Z")
+    assert decide(a, user_id="me", delete_mode="trash", journal=changed).action == "move"
+    assert decide(a, user_id="me", delete_mode="trash", journal=journal(sourceSize=99)).action == "move"
+    assert decide(a, user_id="me", delete_mode="trash", journal={**journal(), "v": 99}).action == "move"
+
+
+def parse(body: MultipartBody) -> tuple[dict[str, bytes], int]:
+    raw = b"".join(iter(lambda: body.read(7), b""))
+    message = email.message_from_bytes(b"Content-Type: " + body.content_type.encode() + b"\r\n\r\n" + raw)
+    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True) for part in message.get_payload()}, len(raw)
+
+
+def test_the_multipart_body_streams_fields_file_and_late_fields():
+    data = bytes(range(256)) * 40
+    reader = io.BytesIO(data)
+    body = MultipartBody([("fileCreatedAt", "2019-05-01T09:00:00.000Z"), ("filename", 'a "b".jpg')], "assetData",
+                         'a "b".jpg', "image/jpeg", reader, len(data),
+                         after=[("metadata", 12, lambda: json.dumps({"n": 12345})[:12])])
+    parts, length = parse(body)
+    assert body.len == length
+    assert parts["assetData"] == data and parts["fileCreatedAt"] == b"2019-05-01T09:00:00.000Z"
+    assert parts["metadata"] == json.dumps({"n": 12345})[:12].encode()
+
+
+def test_a_late_field_of_the_wrong_length_is_refused():
+    body = MultipartBody([], "assetData", "a.jpg", "image/jpeg", io.BytesIO(b"xyz"), 3, after=[("metadata", 5, lambda: "123")])
+    with pytest.raises(ValueError):
+        b"".join(iter(lambda: body.read(1024), b""))
+
+
+def test_without_a_known_length_the_body_has_none():
+    assert MultipartBody([], "assetData", "a", "x/y", io.BytesIO(b"abc"), None).len is None
+
+
+def test_the_hashing_reader_counts_hashes_and_insists_on_the_length():
+    data = b"x" * 1000
+    reader = HashingReader(io.BytesIO(data), 1000)
+    assert b"".join(iter(lambda: reader.read(64), b"")) == data
+    assert reader.count == 1000 and reader.sha1 == __import__("base64").b64encode(hashlib.sha1(data).digest()).decode()
+    short = HashingReader(io.BytesIO(data[:900]), 1000)
+    with pytest.raises(TruncatedTransfer, match="after 900 of 1000"):
+        b"".join(iter(lambda: short.read(64), b""))
+    long = HashingReader(io.BytesIO(data + b"y"), 1000)
+    with pytest.raises(TruncatedTransfer, match="more than"):
+        b"".join(iter(lambda: long.read(64), b""))
+
+
+class _Response:
+    def __init__(self, headers):
+        self.headers = headers
+
+
+def test_the_announced_length_must_agree_with_what_immich_recorded():
+    assert expected_length(_Response({"content-length": "100"}), asset()) == 100
+    with pytest.raises(TruncatedTransfer, match="knows as 100 bytes"):
+        expected_length(_Response({"content-length": "90"}), asset())
+    assert expected_length(_Response({}), asset()) == 100
+    with pytest.raises(TruncatedTransfer):
+        expected_length(_Response({"content-length": "lots"}), asset())
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("1.5h", 5400)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5", "0", "5w"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
