@@ -50,20 +50,23 @@ def world(count: int, size: int, latency: float) -> tuple[FakeImmich, Scene, str
     return fake, scene, library.id
 
 
-def measure(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB) and stdout of a child process. Output goes to files, not pipes:
-    waiting for the child (to get its rusage) while it fills a pipe would block both."""
+def measure(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB, the child's own: see bench/peak.py) and stdout of a Python child
+    run as `python bench/peak.py PEAKFILE *args`. Output goes to files, not pipes, so a chatty child
+    never blocks."""
+    peak = Path(tempfile.mkstemp(suffix=".peak")[1])
+    command = [sys.executable, str(ROOT / "bench" / "peak.py"), str(peak), *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(command, env=env, stdout=out, stderr=err, text=True, cwd=ROOT)
         wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if proc.returncode not in (0, 1):
             raise RuntimeError(f"{command} exited {proc.returncode}: {err.read()[-2000:]}")
-        return wall, usage.ru_maxrss, out.read()
+        rss = int(peak.read_text())
+        peak.unlink()
+        return wall, rss, out.read()
 
 
 def job(fake: FakeImmich, scene: Scene, library: str, command: str = "run", **env: str) -> tuple[dict, float, int]:
@@ -72,7 +75,7 @@ def job(fake: FakeImmich, scene: Scene, library: str, command: str = "run", **en
     full.update(scene.env(EXT2INT_LIBRARY_IDS=library, EXT2INT_BATCH_SIZE="1000000", EXT2INT_REPORT=str(report),
                           EXT2INT_QUEUE_THRESHOLD="0", EXT2INT_LOG_LEVEL="WARNING", **env))
     full["PYTHONPATH"] = str(ROOT)
-    wall, rss, _ = measure([sys.executable, "-m", "job", command], full)
+    wall, rss, _ = measure(["-m", "job", command], full)
     data = json.loads(report.read_text())
     report.unlink()
     return data, wall, rss
@@ -80,7 +83,7 @@ def job(fake: FakeImmich, scene: Scene, library: str, command: str = "run", **en
 
 def baseline(mode: str, fake: FakeImmich, scene: Scene, library: str, concurrency: int = 1) -> tuple[float, int, int, int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    _, rss, out = measure([sys.executable, str(ROOT / "bench" / "baselines.py"), mode, fake.url, scene.key, library,
+    _, rss, out = measure([str(ROOT / "bench" / "baselines.py"), mode, fake.url, scene.key, library,
                            str(concurrency)], env)
     count, moved, seconds = out.split()
     return float(seconds), rss, int(count), int(moved)

@@ -98,16 +98,19 @@ def run_ext2int(url: str, key: str, library: str, concurrency: int) -> tuple[flo
     env.update({"IMMICH_URL": url, "IMMICH_API_KEY": key, "EXT2INT_LIBRARY_IDS": library, "PYTHONPATH": str(ROOT),
                 "EXT2INT_BATCH_SIZE": "1000000", "EXT2INT_CONCURRENCY": str(concurrency), "EXT2INT_QUEUE_THRESHOLD": "0",
                 "EXT2INT_REPORT": str(report), "EXT2INT_LOG_LEVEL": "WARNING"})
+    peak = Path(tempfile.mkstemp(suffix=".peak")[1])
     with tempfile.TemporaryFile() as out:
         started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "job", "run"], env=env, stdout=out, stderr=out)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, str(ROOT / "bench" / "peak.py"), str(peak), "-m", "job", "run"],
+                              env=env, stdout=out, stderr=out)
         wall = time.monotonic() - started
     data = json.loads(report.read_text())
     report.unlink()
-    if os.waitstatus_to_exitcode(status) != 0 or data["counts"]["failed"]:
+    rss = int(peak.read_text())
+    peak.unlink()
+    if proc.returncode != 0 or data["counts"]["failed"]:
         raise RuntimeError(f"ext2int failed: {data['counts']} {[o['reason'] for o in data['outcomes'] if o['kind'] == 'failed'][:3]}")
-    return wall, usage.ru_maxrss, data
+    return wall, rss, data
 
 
 def main() -> None:

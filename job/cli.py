@@ -159,7 +159,8 @@ def emit_summary(report: Report, settings: Settings, command: str) -> None:
     if settings.report_path:
         report.write_json(settings.report_path)
     if command == "plan" or sys.stdout.isatty():
-        print(report.render_text())
+        for line in report.text_lines():
+            print(line)
     counts = report.counts()
     log.info("%s finished: %s", command, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do",
              extra={"event": "summary", "counts": dict(counts), "bytes": report.moved_bytes,

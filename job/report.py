@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 Kind = Literal["uploaded", "merged", "skipped", "failed", "waiting", "planned"]
 FINAL = ("uploaded", "merged")
@@ -32,7 +32,7 @@ SKIP_REASONS = {
 STAGES = ("read", "download", "upload", "prove", "carry", "verify", "delete", "incomplete")
 
 
-@dataclass
+@dataclass(slots=True)  # a 100k-asset plan holds 100k of these
 class Outcome:
     asset_id: str
     path: str
@@ -95,6 +95,9 @@ class Report:
     # --- rendering ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self._summary_dict(), "outcomes": [_outcome_dict(o) for o in self.outcomes]}
+
+    def _summary_dict(self) -> dict[str, Any]:
         counts = self.counts()
         return {
             "command": self.command,
@@ -113,27 +116,39 @@ class Report:
             "stoppedBecause": self.stopped_because,
             "notes": self.notes,
             "requests": self.requests,
-            "outcomes": [_outcome_dict(o) for o in self.outcomes],
         }
 
     def write_json(self, path: Path) -> None:
-        """Atomically: a reader never sees half a report."""
+        """Atomically (a reader never sees half a report), and one outcome at a time: the report of a
+        100k-asset plan is never held in memory as a whole. The file is the same as `to_dict()`'s."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".report-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(self.to_dict(), out, indent=2)
-            out.write("\n")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                head = json.dumps(self._summary_dict(), indent=2)
+                out.write(head[:-2] + ',\n  "outcomes": [')  # reopen the object just before its closing brace
+                for i, outcome in enumerate(self.outcomes):
+                    item = json.dumps(_outcome_dict(outcome), indent=2).replace("\n", "\n    ")
+                    out.write(("," if i else "") + "\n    " + item)
+                out.write("\n  ]\n}\n" if self.outcomes else "]\n}\n")
+        except BaseException:
+            os.unlink(tmp)
+            raise
         os.replace(tmp, path)
 
     def render_text(self) -> str:
+        return "\n".join(self.text_lines())
+
+    def text_lines(self) -> Iterator[str]:
+        """The terminal summary, line by line (a plan prints one line per asset)."""
         counts = self.counts()
-        lines = []
         if self.command == "plan":
-            lines.append(f"Plan ({len(self.outcomes)} items, {self.listed} assets listed; nothing was changed):")
+            yield f"Plan ({len(self.outcomes)} items, {self.listed} assets listed; nothing was changed):"
             for o in self.outcomes:
-                lines.append(f"  {o.plan or o.kind:<44} {o.path}")
+                yield f"  {o.plan or o.kind:<44} {o.path}"
                 for note in o.cannot_move:
-                    lines.append(f"      cannot move: {note}")
+                    yield f"      cannot move: {note}"
+        lines: list[str] = []
         moved = sum(o.assets for o in self.outcomes if o.kind in FINAL)
         lines.append(
             f"{self.command}: {moved} assets moved ({counts.get('uploaded', 0)} uploaded, {counts.get('merged', 0)} merged "
@@ -155,7 +170,7 @@ class Report:
             elif o.kind == "skipped" and self.command != "plan":
                 lines.append(f"skipped {o.path}: {SKIP_REASONS.get(o.reason, o.reason)}")
         lines.extend(self.notes)
-        return "\n".join(lines)
+        yield from lines
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from job.immich.errors import TruncatedTransfer
 from job.immich.models import Asset, Exif
 from job.immich.multipart import MultipartBody
 from job.plan import JOURNAL_VERSION, decide
+from job.report import Outcome, Report
 from job.settings import parse_duration
 from job.transfer import HashingReader, expected_length
 
@@ -125,3 +126,18 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("outcomes", [0, 1, 3])
+def test_the_streamed_json_report_is_the_report(tmp_path, outcomes):
+    report = Report(command="plan", libraries=["lib"], notes=['a "quoted" note'])
+    for i in range(outcomes):
+        outcome = Outcome(f"id{i}", f"/photos/ü{i}.jpg", "lib", "failed", reason="x\ny", stage="verify")
+        outcome.differences.append("rating: 5 != 4")
+        outcome.steps["read"] = 0.123456
+        report.add(outcome)
+    report.finish()
+    path = tmp_path / "report.json"
+    report.write_json(path)
+    assert json.loads(path.read_text(encoding="utf-8")) == report.to_dict()
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
