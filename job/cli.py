@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # a metrics outage must not fail the migration
                 log.warning("could not push metrics to %s: %s", settings.pushgateway_url, exc)
     code = report.exit_code()
+    if report.server_failed:
+        print(f"ext2int: {report.stopped_because}", file=sys.stderr)
     if runner_box and runner_box[0].abandoned:
         sys.stdout.flush()
         sys.stderr.flush()

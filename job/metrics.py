@@ -83,7 +83,7 @@ class Metrics:
             self.remaining.labels(library).set(left)
         now = time.time()
         self.last_run.set(now)
-        result = "partial" if counts.get("failed") else "success"
+        result = "error" if report.server_failed else "partial" if counts.get("failed") else "success"
         self.runs.labels(result).inc()
         if result == "success":
             self.last_success.set(now)

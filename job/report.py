@@ -62,6 +62,7 @@ class Report:
     remaining: dict[str, int] = field(default_factory=dict)  # per library, after the run
     throttled_seconds: float = 0.0
     stopped_because: str = ""  # limit reached, signal, back-pressure...
+    server_failed: bool = False  # stopped because Immich failed a listing: the run's exit code is 3
     server_version: str = ""
     delete_mode: str = ""
     libraries: list[str] = field(default_factory=list)
@@ -90,7 +91,8 @@ class Report:
         return [o for o in self.outcomes if o.kind == "failed"]
 
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """0 all done, 1 some assets failed, 3 Immich failed a call the whole run depends on (see cli)."""
+        return 3 if self.server_failed else 1 if self.failed else 0
 
     # --- rendering ------------------------------------------------------------------------------
 

@@ -291,27 +291,33 @@ class Runner:
         report.stopped_because = self._wait_for_backlog(report)
         flight = Flight(mover, self.limits.concurrency, finished, transferred)
         try:
-            seen: set[str] = set()
-            for library in self.libraries if not report.stopped_because else []:
-                units = list_units(client, library.id, page_size=page_size_for(self.limits.batch_size), seen=seen,
-                                   listed=count_listed)
-                for unit in units:
-                    quick = self._quick_skip(unit)
-                    if quick is not None:
-                        finished(quick)
-                        continue
-                    while not flight.has_room() and not self.stop.is_set():
-                        flight.collect(timeout=0.5)
-                    reason = self._may_continue(limit_reached, report)  # after a slot freed: the
-                    if reason:  # unit that just ended may have stopped the run or reached a limit
-                        report.stopped_because = report.stopped_because or reason
+            try:
+                seen: set[str] = set()
+                for library in self.libraries if not report.stopped_because else []:
+                    units = list_units(client, library.id, page_size=page_size_for(self.limits.batch_size), seen=seen,
+                                       listed=count_listed)
+                    for unit in units:
+                        quick = self._quick_skip(unit)
+                        if quick is not None:
+                            finished(quick)
+                            continue
+                        while not flight.has_room() and not self.stop.is_set():
+                            flight.collect(timeout=0.5)
+                        reason = self._may_continue(limit_reached, report)  # after a slot freed: the
+                        if reason:  # unit that just ended may have stopped the run or reached a limit
+                            report.stopped_because = report.stopped_because or reason
+                            break
+                        with lock:
+                            taken += 1
+                        flight.start(unit)
+                        flight.collect(timeout=0)
+                    if report.stopped_because:
                         break
-                    with lock:
-                        taken += 1
-                    flight.start(unit)
-                    flight.collect(timeout=0)
-                if report.stopped_because:
-                    break
+            except errors.ImmichError as exc:
+                # Listing (or reading the queues) failed: what is in flight still finishes, and the
+                # report says what was done before the run stops with exit code 3.
+                report.stopped_because = f"Immich failed a call the whole run depends on: {exc}"
+                report.server_failed = True
             self._drain(flight, finished)
         finally:
             flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())

@@ -25,6 +25,9 @@ def client(fake, scene):
     dict(action="status", status=429, retry_after=0),
     dict(action="drop"),
     dict(action="delay", seconds=1.5),  # longer than the 1 s read timeout
+    dict(action="truncate", after_bytes=10),  # the answer breaks off
+    dict(action="wrong_length", delta=-5),  # the body ends inside the JSON
+    dict(action="wrong_length", delta=50),  # the connection ends before the announced length
 ])
 def test_idempotent_reads_are_retried_through_transient_faults(fault, fake, client):
     fake.faults.add(method="GET", route="/users/me", times=2, **fault)
@@ -136,3 +139,25 @@ def test_slow_downloads_still_complete(fake, scene, run_job):
     fake.faults.add("slow", method="GET", route="/assets/{id}/original", seconds=0.01)
     assert run_job(scene.env()).code == 0
     check(scene.world, snap)
+
+
+def test_a_listing_that_fails_mid_run_ends_the_run_with_a_report_and_code_3(fake, scene, run_job):
+    lib = scene.library()
+    for i in range(3):
+        scene.photo(lib, f"p{i}.jpg")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    # The first listing page answers; every search after it fails (500 is not retried).
+    fake.faults.add("status", method="POST", route="/search/metadata", status=500, nth=2, times=0)
+    first = run_job(scene.env(EXT2INT_CONCURRENCY="1"))
+    assert first.code == 3, first.stderr
+    assert first.report is not None, "the report of what was done is still written"
+    assert "Immich failed a call the whole run depends on" in first.report["stoppedBecause"]
+    assert "POST /api/search/metadata" in first.report["stoppedBecause"] and "500" in first.report["stoppedBecause"]
+    assert "Immich failed" in first.stderr
+    check(scene.world, snap)  # nothing lost: the units in flight either finished or left their source
+    fake.faults.clear()
+    second = run_job(scene.env())
+    assert second.code == 0, second.stderr
+    assert first.report["assetsMoved"] + second.report["assetsMoved"] == 3
+    check(scene.world, snap)
+    assert not [a for a in scene.world.assets.values() if a.library_id == lib.id and a.deleted_at is None]

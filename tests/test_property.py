@@ -149,8 +149,11 @@ def test_random_faults_and_kills_never_lose_anything(data, run_job):
                         EXT2INT_CONCURRENCY=str(data.draw(st.integers(1, 2), label="concurrency")))
         proc = spawn_job(env)
         fake.on_kill = lambda: (os.kill(proc.pid, signal.SIGKILL), proc.wait())
-        proc.communicate(timeout=120)
-        assert proc.returncode in (0, 1, -signal.SIGKILL), proc.returncode
+        _, stderr = proc.communicate(timeout=120)
+        if proc.returncode == 3:  # allowed for one reason: a 500 (never retried) on a call the run depends on
+            assert "HTTP 500" in stderr, stderr
+        else:
+            assert proc.returncode in (0, 1, -signal.SIGKILL), (proc.returncode, stderr)
         check(scene.world, snap, require_done=False)
 
         fake.faults.clear()

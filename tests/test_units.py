@@ -141,3 +141,16 @@ def test_the_streamed_json_report_is_the_report(tmp_path, outcomes):
     report.write_json(path)
     assert json.loads(path.read_text(encoding="utf-8")) == report.to_dict()
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
+
+
+def test_a_run_stopped_by_immich_exits_3_and_counts_as_an_error_run():
+    from job.metrics import Metrics
+
+    report = Report(command="run", server_failed=True, stopped_because="Immich failed ...")
+    report.add(Outcome("a", "/p/a.jpg", "lib", "uploaded"))
+    report.finish()
+    assert report.exit_code() == 3
+    metrics = Metrics()
+    metrics.record_run(report)
+    assert metrics.registry.get_sample_value("ext2int_runs_total", {"result": "error"}) == 1
+    assert metrics.registry.get_sample_value("ext2int_runs_total", {"result": "success"}) in (None, 0)

@@ -72,6 +72,18 @@ class UnexpectedResponse(ImmichError):
     hint = "is IMMICH_URL an Immich server of version 2.0 or newer?"
 
 
+class BrokenAnswer(ImmichError):
+    """The answer's body broke off or arrived cut in transit. A call that is safe to repeat is asked again."""
+
+
+class CutAnswer(Unreachable, BrokenAnswer):
+    """The connection ended before the body its headers announced."""
+
+
+class TruncatedJSON(UnexpectedResponse, BrokenAnswer):
+    """The body ended inside the JSON document."""
+
+
 class TooOld(ImmichError):
     exit_code = 3
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -131,6 +132,7 @@ class Transport:
     ):
         self.base_url = base_url.rstrip("/")
         self.read_only = read_only
+        self.retries = retries
         self.timeout = (connect_timeout, timeout)
         self._secret = api_key
         self.session = requests.Session()
@@ -210,6 +212,8 @@ class Transport:
             raise errors.Unreachable(call, f"TLS failed: {self.scrub(str(exc))[:200]}") from None
         except requests.exceptions.ConnectionError as exc:
             raise errors.Unreachable(call, f"connection failed: {_reason(exc)}") from None
+        except requests.exceptions.ChunkedEncodingError as exc:  # the body broke off (stream=False reads it here)
+            raise errors.CutAnswer(call, f"the answer broke off: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise errors.Unreachable(call, f"request failed: {self.scrub(str(exc))[:200]}") from None
         if response.status_code in expect:
@@ -221,9 +225,19 @@ class Transport:
         raise AssertionError("unreachable")
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
+        """The call's JSON answer. urllib3 retries a call that got no answer; an answer whose body broke
+        off on the way is only seen here, and a call that is safe to repeat is asked again (twice)."""
         call = f"{method.upper()} {route_of('/api' + path)}"
-        return parse_json(call, response)
+        retries = min(self.retries, 2) if retry_safe(method, "/api" + path) else 0
+        attempt = 0
+        while True:
+            try:
+                return parse_json(call, self.request(method, path, **kwargs))
+            except errors.BrokenAnswer:
+                if attempt == retries:
+                    raise
+                time.sleep(0.25 * 2**attempt)
+                attempt += 1
 
     def scrub(self, text: str) -> str:
         """Remove the key from any text that might carry it (defence in depth; we never put it there)."""
@@ -244,7 +258,8 @@ def parse_json(call: str, response: requests.Response) -> Any:
         return json.loads(text)
     except ValueError:
         what = "truncated JSON" if text.strip().startswith(("{", "[")) else "an answer that is not JSON"
-        raise errors.UnexpectedResponse(call, f"sent {what} (HTTP {response.status_code}, {len(text)} bytes)") from None
+        error = errors.TruncatedJSON if what == "truncated JSON" else errors.UnexpectedResponse
+        raise error(call, f"sent {what} (HTTP {response.status_code}, {len(text)} bytes)") from None
 
 
 def raise_for(call: str, response: requests.Response) -> None:
@@ -291,7 +306,7 @@ def _server_message(response: requests.Response) -> str:
     return text[:300]
 
 
-def _reason(exc: requests.exceptions.ConnectionError) -> str:
+def _reason(exc: requests.exceptions.RequestException) -> str:
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "No route to host", "Temporary failure in name resolution",
                    "Connection reset", "Remote end closed connection", "Connection aborted", "timed out", "Max retries exceeded"):
