@@ -8,9 +8,10 @@ CI runs a small, derandomized number of examples; EXT2INT_LONG=1 runs 500 random
 from __future__ import annotations
 
 import os
+import re
 import signal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import spawn_job
@@ -19,7 +20,10 @@ from tests.invariant import check, snapshot
 
 LONG = os.environ.get("EXT2INT_LONG") == "1"
 COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-              derandomize=not LONG, database=None)
+              derandomize=not LONG, database=None,
+              # No "explain" phase: it traces every line the job runs (Python < 3.12), which made the
+              # re-run of a found failure slower than the per-test timeout.
+              phases=[phase for phase in Phase if phase is not Phase.explain])
 
 
 def build_world(data, scene: Scene):
@@ -150,8 +154,10 @@ def test_random_faults_and_kills_never_lose_anything(data, run_job):
         proc = spawn_job(env)
         fake.on_kill = lambda: (os.kill(proc.pid, signal.SIGKILL), proc.wait())
         _, stderr = proc.communicate(timeout=120)
-        if proc.returncode == 3:  # allowed for one reason: a 500 (never retried) on a call the run depends on
-            assert "HTTP 500" in stderr, stderr
+        if proc.returncode == 3:
+            # Allowed for one reason: a call the whole run depends on failed for good (a 500, which is
+            # never retried, or faults that outlasted the retries), and the message names that call.
+            assert re.search(r"^ext2int: .*(POST|GET|PUT) /api/", stderr, re.MULTILINE), stderr
         else:
             assert proc.returncode in (0, 1, -signal.SIGKILL), (proc.returncode, stderr)
         check(scene.world, snap, require_done=False)
