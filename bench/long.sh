@@ -3,4 +3,5 @@
 # with random kills (CI runs a small, derandomized number of each). About 20 to 40 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXT2INT_LONG=1 exec "${PYTHON:-.venv/bin/python}" -m pytest tests/test_property.py -q -p no:cacheprovider "$@"
+# pytest-timeout limits a test function, and here one function runs 500 examples: allow 90 minutes.
+EXT2INT_LONG=1 exec "${PYTHON:-.venv/bin/python}" -m pytest tests/test_property.py -q -p no:cacheprovider --timeout=5400 "$@"
