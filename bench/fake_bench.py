@@ -39,6 +39,7 @@ def world(count: int, size: int, latency: float) -> tuple[FakeImmich, Scene, str
     fake = FakeImmich().start()
     fake.world.latency = latency
     fake.world.keep_uploads_up_to = 0  # received bytes are hashed and counted, not kept
+    fake.world.cache_searches = True  # like Immich's index: a page costs the page, not the library
     scene = Scene(fake)
     library = scene.library("bench")
     with fake.world.lock:

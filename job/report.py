@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -130,8 +130,8 @@ class Report:
                 head = json.dumps(self._summary_dict(), indent=2)
                 out.write(head[:-2] + ',\n  "outcomes": [')  # reopen the object just before its closing brace
                 for i, outcome in enumerate(self.outcomes):
-                    item = json.dumps(_outcome_dict(outcome), indent=2).replace("\n", "\n    ")
-                    out.write(("," if i else "") + "\n    " + item)
+                    # one line per outcome: greppable, and json's C encoder (indent would use the slow one)
+                    out.write(("," if i else "") + "\n    " + json.dumps(_outcome_dict(outcome)))
                 out.write("\n  ]\n}\n" if self.outcomes else "]\n}\n")
         except BaseException:
             os.unlink(tmp)
@@ -175,9 +175,12 @@ class Report:
         yield from lines
 
 
+_OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name != "pending_delete")
+
+
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
-    data = asdict(o)
-    data.pop("pending_delete", None)
+    # not dataclasses.asdict: its deep copies were a third of a 100k-asset plan's time
+    data = {name: getattr(o, name) for name in _OUTCOME_FIELDS}
     data["steps"] = {k: round(v, 4) for k, v in o.steps.items()}
     if o.kind == "skipped":
         data["reasonText"] = SKIP_REASONS.get(o.reason, o.reason)

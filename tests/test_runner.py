@@ -27,6 +27,18 @@ def test_batch_size_limits_the_assets_moved_per_run(scene, run_job):
     check(scene.world, snap)
 
 
+def test_the_benchmarks_search_cache_never_serves_a_stale_listing(scene, run_job):
+    # bench/fake_bench.py turns this cache on; its numbers are only worth something if runs behave the same
+    scene.world.cache_searches = True
+    lib = photos(scene, 5)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    for moved in (2, 2, 1):
+        result = run_job(scene.env(EXT2INT_BATCH_SIZE="2"))
+        assert result.code == 0 and result.counts()["uploaded"] == moved, result.report["counts"]
+    assert run_job(scene.env()).report["listed"] == 0
+    check(scene.world, snap)
+
+
 def test_skipped_assets_do_not_use_up_the_batch(scene, run_job):
     lib = photos(scene, 3)
     for asset in list(scene.world.assets.values())[:2]:

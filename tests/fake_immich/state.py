@@ -256,6 +256,10 @@ class World:
         self.detection_delay = 0.0
         self.keep_uploads_up_to = 32 * 1024 * 1024  # larger uploads keep only their hash and size
         self.latency = 0.0  # seconds each answer takes, like a server on a network (benchmarks)
+        # Benchmarks whose world changes only through requests: searches are answered from a cache
+        # that every mutating request clears. Off for tests, which also change the world directly.
+        self.cache_searches = False
+        self.search_cache: dict[tuple[str, str], list[Any]] = {}
         self.created_assets: list[str] = []  # ids of assets created by uploads, in order
 
     def has(self, feature: str) -> bool:
