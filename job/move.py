@@ -278,13 +278,22 @@ class Mover:
     def _read_source(self, asset_id: str) -> Facts:
         """Everything curated about the source, read side by side. Optional kinds are read only when
         the asset has them, so a plain photo costs three reads."""
-        asset, albums, metadata = self.ctx.fan(lambda: self.c.asset(asset_id), lambda: self.c.albums_of(asset_id),
-                                               lambda: self.c.metadata_of(asset_id))
-        faces, edits, stack = self.ctx.fan(
-            (lambda: tuple(self.c.faces_of(asset_id))) if asset.people else (lambda: ()),
-            (lambda: tuple(self.c.edits_of(asset_id))) if asset.isEdited and self.ctx.caps.edits else (lambda: None),
-            (lambda: self.c.stack(asset.stack.id)) if asset.stack else (lambda: None),
-        )
+        for attempt in range(1, 4):
+            asset, albums, metadata = self.ctx.fan(lambda: self.c.asset(asset_id), lambda: self.c.albums_of(asset_id),
+                                                   lambda: self.c.metadata_of(asset_id))
+            try:
+                faces, edits, stack = self.ctx.fan(
+                    (lambda: tuple(self.c.faces_of(asset_id))) if asset.people else (lambda: ()),
+                    (lambda: tuple(self.c.edits_of(asset_id))) if asset.isEdited and self.ctx.caps.edits else (lambda: None),
+                    (lambda: self.c.stack(asset.stack.id)) if asset.stack else (lambda: None),
+                )
+                break
+            except (errors.NotFound, errors.BadRequest):
+                # The stack can vanish between reading the asset and reading its stack: another
+                # member's move (POST /stacks, or the copy endpoint merging stacks) replaces it with a
+                # new one. Read the asset again to learn the new stack; a real error repeats.
+                if asset.stack is None or attempt == 3:
+                    raise
         return Facts(asset=asset, albums=tuple(albums), metadata=tuple(metadata), faces=faces, edits=edits,
                      stack=stack, shared_links=self.ctx.shared_links.get(asset_id, frozenset()))
 

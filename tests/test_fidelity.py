@@ -104,6 +104,23 @@ def test_stack_membership_and_primary_move(scene, run_job):
     assert {a.id for a in scene.world.stack_members(stack.id)} == {moved(scene, a).id for a in (primary, second, third)}
 
 
+def test_a_stack_replaced_while_it_is_read_is_read_again(fake, scene, run_job):
+    # Another member's move can replace the stack between the asset's read and the stack's (POST
+    # /stacks merges stacks into a new one; so does the copy endpoint): that is no failure.
+    lib = scene.library()
+    primary, second = scene.photo(lib, "s1.jpg"), scene.photo(lib, "s2.jpg")
+    scene.stack(primary, second)
+
+    def replace_stack():
+        with scene.world.lock:
+            scene.world.create_stack(primary.owner_id, [primary.id])
+
+    fake.faults.add("notify", method="GET", route="/stacks/{id}", nth=1)
+    fake.on_notify = replace_stack
+    run_and_check(scene, run_job, lib, EXT2INT_CONCURRENCY="1")
+    assert moved(scene, primary).stack_id == moved(scene, second).stack_id is not None
+
+
 def test_an_external_asset_stacked_with_an_internal_one(scene, run_job):
     lib = scene.library()
     photo = scene.photo(lib, "a.jpg")
