@@ -112,7 +112,8 @@ def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list
             limits=Limits(settings.batch_size, int(settings.max_bytes) if settings.max_bytes else None,
                           settings.max_duration, settings.concurrency),
             throttle=Throttle(settings.queue_threshold, settings.queue_action, settings.queue_max_pause, settings.queue_poll),
-            settle_timeout=settings.settle_timeout, face_wait=settings.face_wait, shutdown_grace=settings.shutdown_grace,
+            settle_timeout=settings.settle_timeout, settle_confirm=settings.settle_confirm, face_wait=settings.face_wait,
+            shutdown_grace=settings.shutdown_grace,
             transfer_retries=settings.http_retries,
         )
         runner.observer = observer_for(metrics, progress)

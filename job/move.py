@@ -54,6 +54,7 @@ class RunContext:
     user_id: str
     delete_mode: str = "trash"
     settle_timeout: float = 60.0
+    settle_confirm: float = 5.0  # after writing to a new asset, look again this much later (see _settle_and_verify)
     face_wait: float = 6 * 3600.0
     transfer_retries: int = 4
     shared_links: dict[str, frozenset[str]] = field(default_factory=dict)  # asset id -> individual link ids
@@ -469,7 +470,7 @@ class Mover:
         self.ctx.fan(journal, (lambda: self._copy(item, copy_args)) if copy_args is not None else (lambda: None))
         return expected
 
-    def _copy(self, item: Brought, args: dict[str, Any]) -> None:
+    def _copy(self, item: Brought, args: dict[str, Any], sidecar: bool | None = None) -> None:
         """PUT /assets/copy. The stack flag only when the target is not yet in the source's stack:
         a repeated stack copy dissolves the stack (see http._UNSAFE_PUTS)."""
         stack = bool(args.get("stack"))
@@ -478,13 +479,13 @@ class Mover:
             stack = current is None or current.id != item.source.asset.stack.id
         self.c.copy(item.source.asset.id, item.target_id, albums=bool(args.get("albums", True)),
                     shared_links=bool(args.get("shared_links", True)), stack=stack, favorite=False,
-                    sidecar=item.created)
+                    sidecar=item.created if sidecar is None else sidecar)
 
     def _apply(self, writes: list[Write], item: Brought, target: Facts, expected: Record) -> None:
         c, tid, src = self.c, item.target_id, item.source
         for w in writes:
             if w.kind == "copy":
-                self._copy(item, w.args)
+                self._copy(item, w.args, sidecar=False)  # carry copied it: a second copy re-extracts again
             elif w.kind == "add_albums":
                 c.add_to_albums(w.args["album_ids"], [tid])
             elif w.kind == "add_shared_links":
@@ -519,9 +520,17 @@ class Mover:
         """Read the target until it covers `expected`: Immich extracts metadata and re-reads the copied
         sidecar in the background, so a value read right after a write can still change. Missing
         pieces are written (once per kind of difference), then re-read. A target that is still
-        incomplete after EXT2INT_SETTLE_TIMEOUT waits for a later run; a wrong one fails the asset."""
+        incomplete after EXT2INT_SETTLE_TIMEOUT waits for a later run; a wrong one fails the asset.
+
+        When the job wrote anything itself, a target that covers is read once more
+        EXT2INT_SETTLE_CONFIRM later. Seen on a real Immich 3.1: a metadata extraction still running
+        when tags were added (it had read the file before) replaced them with the file's, after
+        they had shown; Immich's sidecar write then saved the empty list. A write undone that way is
+        made again (twice at most); the source is deleted only once the target has stayed whole."""
         deadline = self.ctx.now() + self.ctx.settle_timeout
         delay, waited, applied = 0.25, 0.0, set()
+        confirm_at: float | None = None  # when a target that covers after our writes is looked at again
+        last_write, redone = 0.0, 0
         while True:
             target = self._read_target(item.target_id, item.source)
             problem = self._disproof(target.asset, item.sha1, item.size, None)
@@ -534,13 +543,24 @@ class Mover:
             if _extracted(target.asset):
                 found = differences(expected, record_of(target, ids.target))
                 if not found:
-                    return
+                    if not applied or (confirm_at is not None and self.ctx.now() >= confirm_at):
+                        return
+                    if self.ctx.hard_stop.is_set():
+                        raise Waiting("stopping before the job's own writes to the new asset were confirmed")
+                    confirm_at = confirm_at or self.ctx.now() + self.ctx.settle_confirm
+                    self.ctx.sleep(max(0.0, confirm_at - self.ctx.now()))
+                    continue
+                confirm_at = None
+                if applied and self.ctx.now() - last_write >= self.ctx.settle_confirm and redone < 2:
+                    redone += 1  # a write that did not hold (or never showed): Immich undid it; make it again
+                    applied.clear()
                 todo = [w for w in writes_for(expected, record_of(target, ids.target), item.source,
                                               can_copy=self.ctx.caps.copy, can_edit=self.ctx.caps.edits)
                         if w.kind not in applied]
                 if todo:
                     self._apply(todo, item, target, expected)
                     applied.update(w.kind for w in todo)
+                    last_write = self.ctx.now()
                     continue
             if self.ctx.now() >= deadline or self.ctx.hard_stop.is_set():
                 if not _extracted(target.asset):

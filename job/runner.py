@@ -206,6 +206,7 @@ class Runner:
     limits: Limits = field(default_factory=Limits)
     throttle: Throttle = field(default_factory=Throttle)
     settle_timeout: float = 60.0
+    settle_confirm: float = 5.0
     face_wait: float = 6 * 3600.0
     shutdown_grace: float = 25.0
     transfer_retries: int = 5
@@ -234,7 +235,7 @@ class Runner:
         report = self._new_report("run")
         ctx = RunContext(
             client=client, caps=self.session.caps, user_id=self.session.user.id, delete_mode=self.delete_mode,
-            settle_timeout=self.settle_timeout, face_wait=self.face_wait, hard_stop=self.hard_stop,
+            settle_timeout=self.settle_timeout, settle_confirm=self.settle_confirm, face_wait=self.face_wait, hard_stop=self.hard_stop,
             transfer_retries=self.transfer_retries,
             on_bytes=self.observer.on_bytes, on_step=self.observer.on_step, sleep=self._move_sleep,
             shared_links=self._shared_link_map(), memories=self._memory_map(report), defer_delete=True,

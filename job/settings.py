@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     queue_poll: Annotated[float, NoDecode] = Field(default=10.0, validation_alias="EXT2INT_QUEUE_POLL")
 
     settle_timeout: Annotated[float, NoDecode] = Field(default=60.0, validation_alias="EXT2INT_SETTLE_TIMEOUT")
+    settle_confirm: Annotated[float, NoDecode] = Field(default=5.0, validation_alias="EXT2INT_SETTLE_CONFIRM")
     face_wait: Annotated[float, NoDecode] = Field(default=6 * 3600.0, validation_alias="EXT2INT_FACE_WAIT")
     shutdown_grace: Annotated[float, NoDecode] = Field(default=25.0, validation_alias="EXT2INT_SHUTDOWN_GRACE")
 
@@ -155,7 +156,7 @@ class Settings(BaseSettings):
         return parse_duration(value)
 
     @field_validator(
-        "queue_max_pause", "queue_poll", "settle_timeout", "face_wait", "shutdown_grace", "http_timeout",
+        "queue_max_pause", "queue_poll", "settle_timeout", "settle_confirm", "face_wait", "shutdown_grace", "http_timeout",
         mode="before",
     )
     @classmethod

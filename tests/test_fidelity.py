@@ -3,6 +3,9 @@ what cannot move; the re-import loop."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tests.fake_immich import FakeImmich, Scene
@@ -119,6 +122,35 @@ def test_a_stack_replaced_while_it_is_read_is_read_again(fake, scene, run_job):
     fake.on_notify = replace_stack
     run_and_check(scene, run_job, lib, EXT2INT_CONCURRENCY="1")
     assert moved(scene, primary).stack_id == moved(scene, second).stack_id is not None
+
+
+def test_tags_undone_by_a_late_metadata_extraction_are_written_again(fake, scene, run_job):
+    # Real Immich 3.1: an extraction that had read the file before the job added tags replaced them
+    # with the file's (none), after they had shown. The job must notice before deleting, and redo.
+    lib = scene.library()
+    photo = scene.tag(scene.photo(lib, "a.jpg"), "Trips/Ireland")
+    with scene.world.lock:
+        photo.sidecar.pop("tags")  # Immich could not write the source's sidecar: the job adds the tags itself
+    undone = threading.Event()
+
+    def late_extraction():
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            with scene.world.lock:
+                tagged = [a for a in scene.world.assets.values() if a.internal and a.tag_ids]
+                if tagged:
+                    for asset in tagged:
+                        asset.tag_ids = []
+                    undone.set()
+                    return
+            time.sleep(0.005)
+
+    fake.faults.add("notify", method="PUT", route="/tags/assets", nth=1)
+    fake.on_notify = lambda: threading.Thread(target=late_extraction, daemon=True).start()
+    run_and_check(scene, run_job, lib)
+    assert undone.is_set()
+    assert sum(1 for e in fake.log if e.method == "PUT" and e.route == "/tags/assets") == 2
+    assert [scene.world.tags[t].value for t in moved(scene, photo).tag_ids] == ["Trips/Ireland"]
 
 
 def test_an_external_asset_stacked_with_an_internal_one(scene, run_job):

@@ -172,6 +172,17 @@ def test_json_logs_have_one_line_per_asset_and_never_the_key(scene, run_job):
     assert CANARY not in result.stderr + result.stdout + json.dumps(result.report)
 
 
+def test_debug_logs_name_every_change_and_never_the_key(scene, run_job):
+    scene.world.add_key(scene.admin, secret=CANARY)
+    lib = scene.library()
+    scene.photo(lib, "a.jpg")
+    result = run_job(scene.env(CANARY, EXT2INT_LOG_LEVEL="DEBUG"))
+    changes = [json.loads(line)["message"] for line in result.stderr.splitlines() if json.loads(line)["level"] == "debug"]
+    assert any(m.startswith("POST /api/assets -> 201") for m in changes)
+    assert any(m.startswith("DELETE /api/assets -> 204") for m in changes)
+    assert CANARY not in result.stderr + result.stdout
+
+
 def test_the_redaction_filter_removes_a_key_that_reaches_a_log_line(capsys):
     import logging
 

@@ -9,6 +9,7 @@ decides which Immich calls may be repeated blindly.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -21,6 +22,8 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.util.retry import Retry
 
 from job.immich import errors
+
+log = logging.getLogger("ext2int")
 
 RETRY_AFTER_CAP = 60.0  # seconds; a server asking for more is treated as this, so shutdown stays prompt
 
@@ -216,6 +219,8 @@ class Transport:
             raise errors.CutAnswer(call, f"the answer broke off: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise errors.Unreachable(call, f"request failed: {self.scrub(str(exc))[:200]}") from None
+        if is_mutating(method, api_path):  # ids only: the key is a header, bodies are not logged
+            log.debug("%s %s -> %s", method, api_path, response.status_code)
         if response.status_code in expect:
             return response
         try:

@@ -196,6 +196,7 @@ class Scene:
     def env(self, key: str | None = None, **more: str) -> dict[str, str]:
         """The job's environment for this world."""
         return {"IMMICH_URL": self.fake.url, "IMMICH_API_KEY": key or self.key, "EXT2INT_SETTLE_TIMEOUT": "5",
+                "EXT2INT_SETTLE_CONFIRM": "0.2",
                 "EXT2INT_LOG_FORMAT": "json", "EXT2INT_PROGRESS": "off", **more}
 
 
