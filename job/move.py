@@ -547,7 +547,8 @@ class Mover:
                         return
                     if self.ctx.hard_stop.is_set():
                         raise Waiting("stopping before the job's own writes to the new asset were confirmed")
-                    confirm_at = confirm_at or self.ctx.now() + self.ctx.settle_confirm
+                    if confirm_at is None:
+                        confirm_at = self.ctx.now() + self.ctx.settle_confirm
                     self.ctx.sleep(max(0.0, confirm_at - self.ctx.now()))
                     continue
                 confirm_at = None
