@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # pytest-timeout limits a test function, and here one function runs 500 examples: allow 90 minutes.
-EXT2INT_LONG=1 exec "${PYTHON:-.venv/bin/python}" -m pytest tests/test_property.py -q -p no:cacheprovider --timeout=5400 "$@"
+EXT2INT_LONG=1 exec "${PYTHON:-.venv/bin/python}" -m pytest tests/test_property.py -q --timeout=5400 "$@"

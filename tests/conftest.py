@@ -7,16 +7,21 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.fake_immich import FakeImmich, Scene
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "ext2int-CANARY-key-0b4f6e"  # an API key that must never appear in any output
+
+# Hypothesis caches what it parsed from source files under ./.hypothesis: keep the source tree clean
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "immich-ext2int-hypothesis")
 
 
 def pytest_collection_modifyitems(items):
