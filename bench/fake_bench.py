@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_immich import Blob, FakeImmich, Scene  # noqa: E402
-from tests.fake_immich.state import Embedded  # noqa: E402
 
 MB = 1024 * 1024
 

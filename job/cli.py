@@ -9,20 +9,22 @@ import os
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
 from job import __version__, logs
+from job.clock import SYSTEM, Clock
 from job.immich import errors
 from job.immich.client import ImmichClient
 from job.immich.http import Transport
 from job.metrics import Metrics
-from job.report import SKIP_REASONS, Outcome, Report
-from job.runner import (
-    ConfigurationError, Limits, Observer, Runner, Throttle, check_permissions, connect, describe_library,
-    resolve_libraries,
+from job.report import Report
+from job.run import planner
+from job.run.runner import Runner
+from job.run.session import (
+    ConfigurationError, check_permissions, connect, describe_library, resolve_libraries, scope_of, visible_libraries,
 )
 from job.settings import Settings, SettingsError, load_settings
+from job.terminal import Progress, emit_summary, observer_for
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
 log = logging.getLogger("ext2int")
@@ -42,7 +44,8 @@ exit codes: 0 done, 1 some assets failed, 2 configuration or usage error, 3 serv
 Immich, too old, or the key refused."""
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, clock: Clock = SYSTEM) -> int:
+    """`clock` is the seam through which tests pass time (see job/clock.py)."""
     parser = argparse.ArgumentParser(prog="ext2int", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "plan", "libraries", "serve"])
     parser.add_argument("--version", action="version", version=f"immich-ext2int {__version__}")
@@ -55,13 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     logs.setup(settings.log_format, settings.log_level, settings.key)
     if args.command == "serve" or (args.command == "run" and settings.schedule):
-        return serve(settings)
+        return serve(settings, clock)
     if args.command == "libraries":
         return list_libraries(settings)
     metrics = Metrics()
     runner_box: list[Runner] = []
     install_signals(runner_box, settings)
-    result = execute(settings, args.command, metrics, runner_box)
+    result = execute(settings, args.command, metrics, runner_box, clock)
     if isinstance(result, int):
         return result
     report, requests = result
@@ -85,47 +88,42 @@ def main(argv: list[str] | None = None) -> int:
 # --- one run ---------------------------------------------------------------------------------------
 
 
-def open_client(settings: Settings, read_only: bool) -> ImmichClient:
+def open_client(settings: Settings, read_only: bool, clock: Clock = SYSTEM) -> ImmichClient:
     transport = Transport(
         settings.immich_url, settings.key, read_only=read_only, timeout=settings.http_timeout,
-        retries=settings.http_retries, pool_size=settings.concurrency * 4 + 4, user_agent=f"immich-ext2int/{__version__}",
+        retries=settings.http_retries, pool_size=settings.pools.connections,
+        user_agent=f"immich-ext2int/{__version__}", clock=clock,
     )
     return ImmichClient(transport)
 
 
-def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list[Runner]) -> tuple[Report, int] | int:
+def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list[Runner],
+            clock: Clock = SYSTEM) -> tuple[Report, int] | int:
     """Run `run` or `plan` once; returns (report, requests sent) or an exit code when it could not start."""
-    client = open_client(settings, read_only=command == "plan")
+    client = open_client(settings, read_only=command == "plan", clock=clock)
     scrub = client.t.scrub
     try:
         session = connect(client)
         metrics.server_version(str(session.caps.version))
         check_permissions(session, command, settings.delete)
-        libraries = resolve_libraries(session, [str(i) for i in settings.library_ids])
+        visible = visible_libraries(session)
+        libraries = resolve_libraries(session, [str(i) for i in settings.library_ids], visible)
         if not libraries:
             print("ext2int: this API key's user owns no external library; nothing to do "
                   "(`ext2int libraries` lists what the key can see)", file=sys.stderr)
             return EXIT_OK
         progress = Progress.maybe(settings)
-        runner = Runner(
-            session=session, libraries=libraries, delete_mode=settings.delete,
-            limits=Limits(settings.batch_size, int(settings.max_bytes) if settings.max_bytes else None,
-                          settings.max_duration, settings.concurrency),
-            throttle=Throttle(settings.queue_threshold, settings.queue_action, settings.queue_max_pause, settings.queue_poll),
-            settle_timeout=settings.settle_timeout, settle_confirm=settings.settle_confirm, face_wait=settings.face_wait,
-            shutdown_grace=settings.shutdown_grace,
-            transfer_retries=settings.http_retries,
-        )
-        runner.observer = observer_for(metrics, progress)
+        runner = Runner(session, libraries, settings, scope_of(session, libraries, visible, settings),
+                        observer_for(metrics, progress), clock)
         runner_box[:] = [runner]
         log.info("%s: %d librar%s on Immich %s as %s; delete mode %s", command, len(libraries),
-                 "y" if len(libraries) == 1 else "ies", session.caps.version, session.user.email or session.user.id, settings.delete)
+                 "y" if len(libraries) == 1 else "ies", session.caps.version, session.user.email or session.user.id,
+                 settings.delete.value)
         if command == "plan":
-            report = runner.plan()
+            report = planner.plan(runner)
         else:
             if progress:
-                remaining = sum(runner.remaining().values())
-                progress.start(min(settings.batch_size, remaining))
+                progress.start(min(settings.batch_size, sum(runner.remaining().values())))
             metrics.running.set(1)
             try:
                 report = runner.run()
@@ -158,84 +156,6 @@ def startup_exit_code(exc: errors.ImmichError) -> int:
     return EXIT_UNREACHABLE
 
 
-def emit_summary(report: Report, settings: Settings, command: str) -> None:
-    if settings.report_path:
-        report.write_json(settings.report_path)
-    if command == "plan" or sys.stdout.isatty():
-        for line in report.text_lines():
-            print(line)
-    counts = report.counts()
-    log.info("%s finished: %s", command, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do",
-             extra={"event": "summary", "counts": dict(counts), "bytes": report.moved_bytes,
-                    "durationSeconds": round(report.duration, 3), "remaining": report.remaining,
-                    "stoppedBecause": report.stopped_because})
-
-
-def observer_for(metrics: Metrics, progress: Progress | None) -> Observer:
-    def on_outcome(outcome: Outcome) -> None:
-        metrics.on_outcome(outcome)
-        log_outcome(outcome)
-        if progress:
-            progress.outcome(outcome)
-
-    def on_bytes(n: int) -> None:
-        if progress:
-            progress.bytes(n)
-
-    return Observer(on_outcome=on_outcome, on_bytes=on_bytes, on_step=metrics.on_step,
-                    on_backlog=metrics.on_backlog, on_throttle=metrics.on_throttle)
-
-
-def log_outcome(o: Outcome) -> None:
-    fields: dict[str, Any] = {"event": "asset", "outcome": o.kind, "assetId": o.asset_id, "path": o.path,
-                              "library": o.library_id, "bytes": o.bytes}
-    if o.target_id:
-        fields["targetId"] = o.target_id
-    if o.kind in ("uploaded", "merged"):
-        log.info("%s %s -> %s", o.kind, o.path, o.target_id, extra=fields)
-    elif o.kind == "skipped":
-        log.info("skipped %s: %s", o.path, SKIP_REASONS.get(o.reason, o.reason), extra={**fields, "reason": o.reason})
-    elif o.kind == "waiting":
-        log.info("waiting %s: %s", o.path, o.reason, extra={**fields, "reason": o.reason})
-    else:
-        log.warning("failed [%s] %s: %s", o.stage, o.path, o.reason,
-                    extra={**fields, "stage": o.stage, "reason": o.reason, "differences": o.differences})
-
-
-class Progress:
-    """A progress bar (tqdm) for assets and bytes, on a terminal only."""
-
-    def __init__(self) -> None:
-        self.bar = None
-        self.moved = 0
-        self._lock = threading.Lock()
-
-    @classmethod
-    def maybe(cls, settings: Settings) -> Progress | None:
-        if settings.progress == "off" or (settings.progress == "auto" and not sys.stderr.isatty()):
-            return None
-        return cls()
-
-    def start(self, total: int) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, unit="asset", dynamic_ncols=True, file=sys.stderr, leave=True)
-
-    def outcome(self, outcome: Outcome) -> None:
-        if self.bar is not None and outcome.kind != "skipped":
-            self.bar.update(1)
-
-    def bytes(self, n: int) -> None:
-        with self._lock:
-            self.moved += n
-            if self.bar is not None:
-                self.bar.set_postfix_str(f"{self.moved / 1048576:.1f} MiB", refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def install_signals(runner_box: list[Runner], settings: Settings, on_first=None) -> None:
     """First SIGTERM/SIGINT: take no new assets, let those in flight finish within the grace period.
     Second: exit at once (a move cut anywhere is completed by the next run)."""
@@ -264,16 +184,15 @@ def list_libraries(settings: Settings) -> int:
     client = open_client(settings, read_only=True)
     try:
         session = connect(client)
-        try:
-            libraries = client.libraries()
-        except errors.Forbidden:
-            libraries = resolve_libraries(session, [str(i) for i in settings.library_ids])
+        libraries = visible_libraries(session)
+        if libraries is None:
+            libraries = resolve_libraries(session, [str(i) for i in settings.library_ids], None)
             print("(not an admin key: showing the external libraries of your own assets)")
         rows = []
         for library in libraries:
             row = describe_library(session, library)
             try:
-                row["assets"] = client.count_assets(libraryId=library.id) if row["migratable"] else None
+                row["assets"] = client.count_assets(library.id) if row["migratable"] else None
             except errors.ImmichError:
                 row["assets"] = None
             rows.append(row)
@@ -293,7 +212,7 @@ def list_libraries(settings: Settings) -> int:
 # --- service mode ----------------------------------------------------------------------------------
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, clock: Clock = SYSTEM) -> int:
     from job.schedule import build_scheduler, cron_trigger, next_fire_times
 
     if not settings.schedule:
@@ -309,7 +228,7 @@ def serve(settings: Settings) -> int:
         if stopping.is_set():
             return
         with busy:
-            result = execute(settings, "run", metrics, runner_box)
+            result = execute(settings, "run", metrics, runner_box, clock)
             if isinstance(result, tuple):
                 report, requests = result
                 metrics.record_run(report, requests)
@@ -329,9 +248,9 @@ def serve(settings: Settings) -> int:
             pass
     finally:
         scheduler.shutdown(wait=False)
-        deadline = time.monotonic() + settings.shutdown_grace + 5
-        while busy.locked() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        deadline = clock.monotonic() + settings.shutdown_grace + 5
+        while busy.locked() and clock.monotonic() < deadline:
+            clock.sleep(0.2)
         if isinstance(server, tuple):
             server[0].shutdown()
     return EXIT_OK

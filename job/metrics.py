@@ -13,18 +13,20 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, push_to_gateway, start_http_server
 
 from job import __version__
-from job.report import Outcome, Report
+from job.outcome import KINDS, Kind, Outcome
+from job.report import Report
 
 PREFIX = "ext2int"
-OUTCOMES = ("uploaded", "merged", "waiting", "skipped", "failed")
+OUTCOMES = tuple(k.value for k in Kind if k is not Kind.PLANNED)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.assets = Counter(f"{PREFIX}_assets", "Assets handled, by outcome (uploaded, merged, waiting, skipped, failed) "
-                              "and reason (skip reason or failure stage).", ["library", "outcome", "reason"], registry=r)
+        self.assets = Counter(f"{PREFIX}_assets", "Assets handled, by outcome (uploaded, merged, held, waiting, skipped, "
+                              "failed) and reason (skip or hold reason, or failure stage).", ["library", "outcome", "reason"],
+                              registry=r)
         self.bytes = Counter(f"{PREFIX}_bytes", "Bytes transferred from external to internal assets.", registry=r)
         self.remaining = Gauge(f"{PREFIX}_remaining_assets", "External assets left to move, per library.", ["library"], registry=r)
         self.steps = Histogram(f"{PREFIX}_step_duration_seconds", "Time spent in each step of a move.", ["step"],
@@ -51,9 +53,8 @@ class Metrics:
     # --- live hooks (called from worker threads) ------------------------------------------------
 
     def on_outcome(self, outcome: Outcome) -> None:
-        reason = outcome.reason if outcome.kind == "skipped" else outcome.stage if outcome.kind == "failed" else ""
-        self.assets.labels(outcome.library_id, outcome.kind, reason).inc(outcome.assets)
-        if outcome.kind in ("uploaded", "merged"):
+        self.assets.labels(outcome.library_id, outcome.kind.value, outcome.label).inc(outcome.assets)
+        if KINDS[outcome.kind].final:
             self.bytes.inc(outcome.bytes)
 
     def on_step(self, step: str, seconds: float) -> None:
@@ -73,11 +74,11 @@ class Metrics:
     def record_run(self, report: Report, requests: int = 0) -> None:
         counts = report.counts()
         for outcome in OUTCOMES:
-            self.last_assets.labels(outcome).set(sum(o.assets for o in report.outcomes if o.kind == outcome))
+            self.last_assets.labels(outcome).set(report.assets(Kind(outcome)))
         self.last_bytes.set(report.moved_bytes)
         self.last_duration.set(report.duration)
         self.last_throttled.set(report.throttled_seconds)
-        self.waiting.set(sum(o.assets for o in report.outcomes if o.kind == "waiting"))
+        self.waiting.set(report.assets(Kind.WAITING))
         self.http.set(requests)
         for library, left in report.remaining.items():
             self.remaining.labels(library).set(left)

@@ -11,45 +11,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
-Kind = Literal["uploaded", "merged", "skipped", "failed", "waiting", "planned"]
-FINAL = ("uploaded", "merged")
-
-# Skip reasons, as they appear in the report and the metrics' `reason` label.
-SKIP_REASONS = {
-    "offline": "Immich marks the file offline (missing on disk): it cannot be downloaded",
-    "trashed": "the external asset is in the trash: deleting it was your choice",
-    "locked": "the asset is in the locked folder, which an API key cannot read",
-    "other_owner": "the asset belongs to another user: run ext2int with that user's API key",
-    "live_video_unavailable": "the video half of this live photo is offline, trashed or missing",
-    "kept": "already copied with EXT2INT_DELETE=keep",
-    "reimport_loop": ("a re-import of a file already moved: Immich could not delete the original (read-only mount?), "
-                      "so its library scan imported it again. Give Immich write access to the folder, or add an "
-                      "exclusion pattern for the file in the library's settings, then delete this external asset"),
-    "not_external": "the asset is not in an external library",
-}
-STAGES = ("read", "download", "upload", "prove", "carry", "verify", "delete", "incomplete")
-
-
-@dataclass(slots=True)  # a 100k-asset plan holds 100k of these
-class Outcome:
-    asset_id: str
-    path: str
-    library_id: str
-    kind: Kind
-    reason: str = ""  # skip reason key, waiting reason, or the failure's one-line message
-    stage: str = ""  # failures: where it happened
-    bytes: int = 0
-    assets: int = 1  # a live pair is one outcome for two assets
-    target_id: str | None = None
-    deleted: bool = False
-    differences: list[str] = field(default_factory=list)
-    cannot_move: list[str] = field(default_factory=list)
-    plan: str = ""  # `plan` only: what would happen
-    steps: dict[str, float] = field(default_factory=dict)
-    stops_run: str = ""  # a failure no other asset can avoid (a missing permission): the run stops
-    pending_delete: list[str] = field(default_factory=list)  # verified sources the runner still has to delete
+from job.outcome import KINDS, Kind, Outcome
 
 
 @dataclass
@@ -66,8 +30,12 @@ class Report:
     server_version: str = ""
     delete_mode: str = ""
     libraries: list[str] = field(default_factory=list)
+    library_names: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)  # sent to Immich: total, mutating
+    run_id: str = ""  # names this run in the journals and provenance it writes
+    albums_touched: int = 0  # plan: albums holding an asset that would move
+    live_photos: int = 0  # plan: live photos (a still and its video) that would move
 
     def add(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -80,15 +48,22 @@ class Report:
         return (self.finished or time.time()) - self.started
 
     def counts(self) -> Counter[str]:
-        return Counter(o.kind for o in self.outcomes)
+        return Counter(o.kind.value for o in self.outcomes)
+
+    def assets(self, kind: Kind) -> int:
+        return sum(o.assets for o in self.outcomes if o.kind is kind)
+
+    @property
+    def moved_assets(self) -> int:
+        return sum(o.assets for o in self.outcomes if KINDS[o.kind].final)
 
     @property
     def moved_bytes(self) -> int:
-        return sum(o.bytes for o in self.outcomes if o.kind in FINAL)
+        return sum(o.bytes for o in self.outcomes if KINDS[o.kind].final)
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.kind == "failed"]
+        return [o for o in self.outcomes if o.kind is Kind.FAILED]
 
     def exit_code(self) -> int:
         """0 all done, 1 some assets failed, 3 Immich failed a call the whole run depends on (see cli)."""
@@ -103,15 +78,17 @@ class Report:
         counts = self.counts()
         return {
             "command": self.command,
+            "run": self.run_id,
             "started": _iso(self.started),
             "finished": _iso(self.finished) if self.finished else None,
             "durationSeconds": round(self.duration, 3),
             "serverVersion": self.server_version,
             "deleteMode": self.delete_mode,
             "libraries": self.libraries,
+            "libraryNames": self.library_names,
             "listed": self.listed,
-            "counts": {k: counts.get(k, 0) for k in ("uploaded", "merged", "waiting", "skipped", "failed", "planned")},
-            "assetsMoved": sum(o.assets for o in self.outcomes if o.kind in FINAL),
+            "counts": {k.value: counts.get(k.value, 0) for k in Kind},
+            "assetsMoved": self.moved_assets,
             "bytesMoved": self.moved_bytes,
             "remaining": self.remaining,
             "throttledSeconds": round(self.throttled_seconds, 3),
@@ -138,41 +115,46 @@ class Report:
             raise
         os.replace(tmp, path)
 
-    def render_text(self) -> str:
-        return "\n".join(self.text_lines())
-
     def text_lines(self) -> Iterator[str]:
         """The terminal summary, line by line (a plan prints one line per asset)."""
         counts = self.counts()
         if self.command == "plan":
             yield f"Plan ({len(self.outcomes)} items, {self.listed} assets listed; nothing was changed):"
             for o in self.outcomes:
-                yield f"  {o.plan or o.kind:<44} {o.path}"
+                yield f"  {o.plan or o.kind.value:<44} {o.path}"
+                for detail in o.differences:
+                    yield f"      {detail}"
                 for note in o.cannot_move:
                     yield f"      cannot move: {note}"
-        lines: list[str] = []
-        moved = sum(o.assets for o in self.outcomes if o.kind in FINAL)
-        lines.append(
-            f"{self.command}: {moved} assets moved ({counts.get('uploaded', 0)} uploaded, {counts.get('merged', 0)} merged "
-            f"into existing internal assets), {counts.get('waiting', 0)} waiting, {counts.get('skipped', 0)} skipped, "
-            f"{counts.get('failed', 0)} failed; {_human_bytes(self.moved_bytes)} in {self.duration:.1f}s"
-            + (f" (throttled {self.throttled_seconds:.0f}s)" if self.throttled_seconds >= 1 else "")
-        )
+            planned = [o for o in self.outcomes if o.kind is Kind.PLANNED]
+            yield (f"plan: would move {sum(o.assets for o in planned)} assets ({len(planned)} items, "
+                   f"{self.live_photos} live photos), "
+                   f"{_human_bytes(sum(o.bytes for o in planned))}, touching {self.albums_touched} albums; "
+                   f"{counts.get('held', 0)} held, {counts.get('skipped', 0)} skipped")
+        else:
+            yield (f"{self.command}: {self.moved_assets} assets moved ({counts.get('uploaded', 0)} uploaded, "
+                   f"{counts.get('merged', 0)} merged into existing internal assets), {counts.get('held', 0)} held, "
+                   f"{counts.get('waiting', 0)} waiting, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; "
+                   f"{_human_bytes(self.moved_bytes)} in {self.duration:.1f}s"
+                   + (f" (throttled {self.throttled_seconds:.0f}s)" if self.throttled_seconds >= 1 else ""))
         if self.stopped_because:
-            lines.append(f"stopped early: {self.stopped_because}")
+            yield f"stopped early: {self.stopped_because}"
         if self.remaining:
-            lines.append("remaining: " + ", ".join(f"{lib}: {n}" for lib, n in sorted(self.remaining.items())))
+            yield "remaining: " + ", ".join(f"{self.library_names.get(lib, lib)}: {n}" for lib, n in sorted(self.remaining.items()))
         for o in self.outcomes:
-            if o.kind == "failed":
-                lines.append(f"FAILED [{o.stage}] {o.path}: {o.reason}")
-                for diff in o.differences:
-                    lines.append(f"    {diff}")
-            elif o.kind == "waiting":
-                lines.append(f"waiting {o.path}: {o.reason}")
-            elif o.kind == "skipped" and self.command != "plan":
-                lines.append(f"skipped {o.path}: {SKIP_REASONS.get(o.reason, o.reason)}")
-        lines.extend(self.notes)
-        yield from lines
+            if o.kind is Kind.FAILED:
+                yield f"FAILED [{o.stage}] {o.path}: {o.reason}"
+            elif o.kind is Kind.HELD and self.command != "plan":
+                yield f"HELD {o.path}: {o.reason_text}"
+            elif o.kind is Kind.WAITING:
+                yield f"waiting {o.path}: {o.reason}"
+            elif o.kind is Kind.SKIPPED and self.command != "plan":
+                yield f"skipped {o.path}: {o.reason_text}"
+            else:
+                continue
+            if self.command != "plan":
+                yield from (f"    {d}" for d in o.differences)
+        yield from self.notes
 
 
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name != "pending_delete")
@@ -181,9 +163,10 @@ _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name != "pending_de
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
     # not dataclasses.asdict: its deep copies were a third of a 100k-asset plan's time
     data = {name: getattr(o, name) for name in _OUTCOME_FIELDS}
+    data["kind"] = o.kind.value
     data["steps"] = {k: round(v, 4) for k, v in o.steps.items()}
-    if o.kind == "skipped":
-        data["reasonText"] = SKIP_REASONS.get(o.reason, o.reason)
+    if o.kind in (Kind.SKIPPED, Kind.HELD):
+        data["reasonText"] = o.reason_text
     return data
 
 

@@ -3,6 +3,9 @@
 The variable names are the documentation: README.md lists each one. Validation happens once, at start;
 a bad value becomes one line per variable that says what is wrong and how to fix it (see
 `SettingsError`). Nothing is contacted before the settings are valid.
+
+`Settings` is the one typed, frozen options object of a run: every module reads its values from it,
+and each default is written here, once.
 """
 
 from __future__ import annotations
@@ -10,17 +13,38 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import AliasChoices, ByteSize, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DeleteMode = Literal["trash", "force", "keep"]
-QueueAction = Literal["pause", "stop"]
-LogFormat = Literal["auto", "text", "json"]
-Switch = Literal["auto", "on", "off"]
+from job.record import Policy
+
+
+class DeleteMode(str, Enum):
+    TRASH = "trash"  # to Immich's trash: restorable until the trash is emptied
+    FORCE = "force"  # for good, now
+    KEEP = "keep"  # not at all: copy only
+
+
+class QueueAction(str, Enum):
+    PAUSE = "pause"
+    STOP = "stop"
+
+
+class LogFormat(str, Enum):
+    AUTO = "auto"
+    TEXT = "text"
+    JSON = "json"
+
+
+class Switch(str, Enum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -56,7 +80,7 @@ class Settings(BaseSettings):
     """The job's configuration. Field aliases are the environment variable names."""
 
     model_config = SettingsConfigDict(
-        case_sensitive=True, env_ignore_empty=True, extra="ignore", populate_by_name=True
+        case_sensitive=True, env_ignore_empty=True, extra="ignore", populate_by_name=True, frozen=True,
     )
 
     immich_url: str = Field(validation_alias=_env("IMMICH_URL"))
@@ -68,7 +92,13 @@ class Settings(BaseSettings):
     max_bytes: ByteSize | None = Field(default=None, validation_alias="EXT2INT_MAX_BYTES")
     max_duration: Annotated[float | None, NoDecode] = Field(default=None, validation_alias="EXT2INT_MAX_DURATION")
     concurrency: int = Field(default=2, validation_alias="EXT2INT_CONCURRENCY")
-    delete: DeleteMode = Field(default="trash", validation_alias="EXT2INT_DELETE")
+    delete: DeleteMode = Field(default=DeleteMode.TRASH, validation_alias="EXT2INT_DELETE")
+    on_conflict: Policy = Field(default=Policy.HOLD, validation_alias="EXT2INT_ON_CONFLICT")
+    join_descriptions: bool = Field(default=False, validation_alias="EXT2INT_JOIN_DESCRIPTIONS")
+    assume_unshared: bool = Field(default=False, validation_alias="EXT2INT_ASSUME_UNSHARED")
+    rehash_after: Annotated[float, NoDecode] = Field(default=600.0, validation_alias="EXT2INT_REHASH_AFTER")
+    claim_wait: Annotated[float, NoDecode] = Field(default=3.0, validation_alias="EXT2INT_CLAIM_WAIT")
+    claim_ttl: Annotated[float, NoDecode] = Field(default=1800.0, validation_alias="EXT2INT_CLAIM_TTL")
     report_path: Path | None = Field(default=None, validation_alias="EXT2INT_REPORT")
 
     schedule: str | None = Field(default=None, validation_alias="EXT2INT_SCHEDULE")
@@ -80,7 +110,7 @@ class Settings(BaseSettings):
     pushgateway_url: str | None = Field(default=None, validation_alias="EXT2INT_PUSHGATEWAY_URL")
 
     queue_threshold: int = Field(default=500, validation_alias="EXT2INT_QUEUE_THRESHOLD")
-    queue_action: QueueAction = Field(default="pause", validation_alias="EXT2INT_QUEUE_ACTION")
+    queue_action: QueueAction = Field(default=QueueAction.PAUSE, validation_alias="EXT2INT_QUEUE_ACTION")
     queue_max_pause: Annotated[float, NoDecode] = Field(default=600.0, validation_alias="EXT2INT_QUEUE_MAX_PAUSE")
     queue_poll: Annotated[float, NoDecode] = Field(default=10.0, validation_alias="EXT2INT_QUEUE_POLL")
 
@@ -91,10 +121,11 @@ class Settings(BaseSettings):
 
     http_timeout: Annotated[float, NoDecode] = Field(default=60.0, validation_alias="EXT2INT_HTTP_TIMEOUT")
     http_retries: int = Field(default=5, validation_alias="EXT2INT_HTTP_RETRIES")
+    transfer_retries: int = Field(default=3, validation_alias="EXT2INT_TRANSFER_RETRIES")
 
-    log_format: LogFormat = Field(default="auto", validation_alias="EXT2INT_LOG_FORMAT")
+    log_format: LogFormat = Field(default=LogFormat.AUTO, validation_alias="EXT2INT_LOG_FORMAT")
     log_level: str = Field(default="INFO", validation_alias="EXT2INT_LOG_LEVEL")
-    progress: Switch = Field(default="auto", validation_alias="EXT2INT_PROGRESS")
+    progress: Switch = Field(default=Switch.AUTO, validation_alias="EXT2INT_PROGRESS")
 
     # --- validation: each message names the fix -------------------------------------------------
 
@@ -157,7 +188,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "queue_max_pause", "queue_poll", "settle_timeout", "settle_confirm", "face_wait", "shutdown_grace", "http_timeout",
-        mode="before",
+        "rehash_after", "claim_wait", "claim_ttl", mode="before",
     )
     @classmethod
     def _durations(cls, value: object) -> float:
@@ -217,7 +248,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 0 (no throttling) or more (waiting jobs in Immich's queues)")
         return value
 
-    @field_validator("http_retries")
+    @field_validator("http_retries", "transfer_retries")
     @classmethod
     def _retries(cls, value: int) -> int:
         if not 0 <= value <= 20:
@@ -234,6 +265,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _key(self) -> Settings:
+        """IMMICH_API_KEY, or the contents of IMMICH_API_KEY_FILE: exactly one. (The model is frozen: the
+        file's key is set once, here, while the object is being built.)"""
         if self.api_key is not None and self.api_key_file is not None:
             raise ValueError("IMMICH_API_KEY and IMMICH_API_KEY_FILE are both set: keep only one")
         if self.api_key_file is not None:
@@ -247,7 +280,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"IMMICH_API_KEY_FILE: cannot read {self.api_key_file} ({exc.strerror})") from None
             if not text:
                 raise ValueError(f"IMMICH_API_KEY_FILE: {self.api_key_file} is empty; put the API key in it")
-            self.api_key = SecretStr(text)
+            object.__setattr__(self, "api_key", SecretStr(text))
         if self.api_key is None or not self.api_key.get_secret_value().strip():
             raise ValueError(_MISSING_KEY)
         return self
@@ -256,6 +289,38 @@ class Settings(BaseSettings):
     def key(self) -> str:
         assert self.api_key is not None
         return self.api_key.get_secret_value().strip()
+
+    @property
+    def claim_read_write(self) -> float:
+        """The longest a claim's read-then-write may take (Fischer's mutual exclusion needs it below the
+        wait after writing; see job/move/claim.py)."""
+        return self.claim_wait * 2 / 3
+
+    @property
+    def claim_margin(self) -> float:
+        """A holder stops acting on a claim this long before it expires: room for the clocks of two
+        processes to disagree (claims compare wall-clock times)."""
+        return min(300.0, self.claim_ttl / 4)
+
+    @property
+    def pools(self) -> Pools:
+        return Pools.of(self.concurrency)
+
+
+class Pools:
+    """How many threads and connections a run uses, from EXT2INT_CONCURRENCY (n), in one place:
+    - n movers: each reads, claims and transfers one unit; the only threads that hold bytes in flight;
+    - 16 + 8n finishers: each waits for Immich and for the claim to settle, carries, verifies and passes
+      the delete gate; they only wait and read, so there are many: transfers never wait for them;
+    - 3n helpers: independent requests of one move sent side by side (reads of a source and its target);
+    - 4n + 4 HTTP connections, so that movers, finishers and helpers rarely wait for a free one."""
+
+    def __init__(self, movers: int, finishers: int, helpers: int, connections: int):
+        self.movers, self.finishers, self.helpers, self.connections = movers, finishers, helpers, connections
+
+    @classmethod
+    def of(cls, concurrency: int) -> Pools:
+        return cls(concurrency, 16 + 8 * concurrency, 3 * concurrency, 4 * concurrency + 4)
 
 
 class SettingsError(Exception):
@@ -297,7 +362,7 @@ def _explain(err: dict) -> str:
         return f"{variable} is not set (or is empty): it is required"
     if not variable:  # model-level checks already name their variable
         return message
-    if err.get("type") == "literal_error":
+    if err.get("type") in ("literal_error", "enum"):
         return f"{variable}: {message.replace('Input should be', 'must be')}"
     if err.get("type") in {"int_parsing", "int_from_float"}:
         return f"{variable}: must be a whole number"

@@ -12,16 +12,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 
 import urllib3.exceptions
 from urllib3.util.retry import Retry
 
+from job import journal
+from job.clock import Clock
 from job.immich import errors
 from job.immich.client import ImmichClient
 from job.immich.models import Asset, UploadResult
-from job.record import MARKER
 
 BLOCK = 256 * 1024
 _PLACEHOLDER = "#" * 28  # the length of a base64 SHA-1
@@ -34,6 +34,7 @@ class Transferred:
     result: UploadResult
     sha1: str  # base64, as Immich shows checksums
     size: int
+    etag: str | None  # the file's ETag as served (its size and modification time on disk)
     provenance: bool = False  # the upload carried the complete provenance marker
 
 
@@ -105,10 +106,10 @@ def stream_to_upload(
         if marker is not None and length is not None:
             # provenance with the bytes' SHA-1 (28 base64 characters), filled in once they are sent
             entry = {**marker, "sha1": _PLACEHOLDER, "size": length}
-            template = json.dumps([{"key": MARKER, "value": {"v": 1, "sources": [entry]}}])
+            template = json.dumps([{"key": journal.KEY, "value": {"v": journal.VERSION, "sources": [entry]}}])
             late = (len(template.encode()), lambda: template.replace(_PLACEHOLDER, reader.sha1))
         elif marker is not None:
-            early = {MARKER: {"v": 1, "sources": [marker]}}
+            early = {journal.KEY: {"v": journal.VERSION, "sources": [marker]}}
         result = client.upload(
             stream=reader,
             length=length,
@@ -125,19 +126,23 @@ def stream_to_upload(
         )
         if length is None:
             reader.read(1)  # a chunked download must also end cleanly; raises if it broke at the end
-    return Transferred(result=result, sha1=reader.sha1, size=reader.count, provenance=late is not None)
+        etag = response.headers.get("etag")
+    return Transferred(result=result, sha1=reader.sha1, size=reader.count, etag=etag, provenance=late is not None)
 
 
 def hash_original(client: ImmichClient, source: Asset) -> tuple[str, int]:
-    """Download and hash without uploading (used where the target is already known)."""
+    """The SHA-1 and size of the file as it is now, streamed and hashed, nothing stored (the delete
+    gate's proof of the bytes when their earlier proof is old). The length announced now counts, not the
+    one Immich recorded: the file may have changed since its last library scan."""
     with client.open_original(source.id) as response:
-        reader = HashingReader(response.raw, expected_length(response, source))
+        announced = response.headers.get("content-length")
+        reader = HashingReader(response.raw, int(announced) if announced and announced.isdigit() else None)
         while reader.read(BLOCK):
             pass
     return reader.sha1, reader.count
 
 
-def with_retries(attempt, retries: int, *, stop=lambda: False):
+def with_retries(attempt, retries: int, clock: Clock, *, stop=lambda: False):
     """Run `attempt()` again after a broken transfer or a transient server answer, with urllib3's
     backoff policy. Each attempt restarts from the first byte (an upload body cannot be rewound).
     Immich's dedup makes a repeated upload of the same bytes answer 'duplicate', never a second asset."""
@@ -152,7 +157,7 @@ def with_retries(attempt, retries: int, *, stop=lambda: False):
                 policy = policy.increment(method="POST", url="/api/assets", error=_as_urllib3(exc))
             except urllib3.exceptions.MaxRetryError:
                 raise exc from None
-            time.sleep(policy.get_backoff_time())
+            clock.sleep(policy.get_backoff_time())
 
 
 def _as_urllib3(exc: Exception) -> Exception:

@@ -19,6 +19,7 @@ from tests.fake_immich import FakeImmich, Scene
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "ext2int-CANARY-key-0b4f6e"  # an API key that must never appear in any output
+CLAIMS_EXPIRED = 3600.0  # seconds later than a killed run: its claims (EXT2INT_CLAIM_TTL, 30 min) have expired
 
 # Hypothesis caches what it parsed from source files under ./.hypothesis: keep the source tree clean
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "immich-ext2int-hypothesis")
@@ -60,8 +61,10 @@ def run_job(tmp_path, monkeypatch, capsys):
     """Run `ext2int <command>` in this process with exactly `env` (plus a report path)."""
     counter = [0]
 
-    def run(env: dict[str, str], command: str = "run") -> JobResult:
+    def run(env: dict[str, str], command: str = "run", clock=None) -> JobResult:
+        """`clock`: the job's time (tests/clock.py), e.g. Later(CLAIMS_EXPIRED) after a killed run."""
         from job import cli
+        from job.clock import SYSTEM
 
         counter[0] += 1
         report = tmp_path / f"report-{counter[0]}.json"
@@ -72,7 +75,7 @@ def run_job(tmp_path, monkeypatch, capsys):
             monkeypatch.setenv(name, value)
         handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            code = cli.main([command])
+            code = cli.main([command], clock=clock or SYSTEM)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 2
         finally:

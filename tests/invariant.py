@@ -4,16 +4,18 @@ It is written from the fake's own model, independently of the job's `record` mod
 job forgets to compare is still caught here. Other assets are named by their CONTENT (SHA-1 of the
 bytes), which stays the same when they move from the external to the internal library.
 
-For every external asset of the library at the start: either it still exists, unchanged, or an
-internal asset of the same owner holds the same bytes and covers its curated record (and is not in
-the trash); no internal asset exists twice; nothing of another user changed.
+For every external asset of the migrated libraries at the start: either it still exists, unchanged,
+or an internal asset of the same owner holds the same bytes and covers its curated record (and is not
+in the trash). No internal asset exists twice. Every other asset, of every library and every user, is
+still there with its curation, and every internal asset that existed keeps its values (nothing is
+silently overwritten). Every file some other live asset still needs is still on disk, and every file
+that left the disk is held by an internal asset of the user whose deletion removed it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from tests.fake_immich.state import Asset, World
 
@@ -87,7 +89,7 @@ def curated(world: World, asset: Asset) -> Curated:
         stack_primary=primary,
         live=live,
         edits=tuple((e["action"], tuple(sorted(e["parameters"].items()))) for e in asset.edits),
-        kv=frozenset((k, repr(sorted(v.items()))) for k, (v, _) in asset.metadata.items() if k != MARKER),
+        kv=frozenset((k, repr(sorted(v.items()))) for k, (v, _) in asset.metadata.items() if not k.startswith(MARKER)),
         faces=frozenset(faces),
     )
 
@@ -138,25 +140,33 @@ def uncovered(source: Curated, target: Curated) -> list[str]:
 @dataclass
 class Snapshot:
     sources: dict[str, tuple[bytes, int, str, Curated, str]]  # id -> (sha1, size, owner, curated, path)
-    others: dict[str, Any]  # other users' assets, whole
-    internal_before: set[str]
+    externals: dict[str, tuple[str, str, float | None, Curated, bool]]  # other external assets, any user:
+    #                                                 id -> (owner, path, deleted_at, curated, its file is needed)
+    internals: dict[str, tuple[str, bytes, float | None, Curated]]  # every internal asset: (owner, sha1, deleted_at, curated)
+    removed_before: int  # files already removed from disk when the snapshot was taken
+    disk: dict[str, bytes]  # path -> sha1 of every file on disk
 
 
 def snapshot(world: World, library_ids: list[str], owner_id: str) -> Snapshot:
     with world.lock:
-        sources = {}
-        for asset in world.assets.values():
-            if asset.library_id in library_ids and asset.deleted_at is None and not asset.is_offline:
-                sources[asset.id] = (asset.blob.sha1, asset.blob.size, asset.owner_id, curated(world, asset), asset.original_path)
-        others = {a.id: (a.blob.sha1, a.deleted_at, curated(world, a), a.library_id)
-                  for a in world.assets.values() if a.owner_id != owner_id}
-        internal = {a.id for a in world.assets.values() if a.internal}
-    return Snapshot(sources, others, internal)
+        sources, externals, internals = {}, {}, {}
+        for a in world.assets.values():
+            if a.internal:
+                internals[a.id] = (a.owner_id, a.blob.sha1, a.deleted_at, curated(world, a))
+            elif a.library_id in library_ids and a.owner_id == owner_id and a.deleted_at is None and not a.is_offline:
+                sources[a.id] = (a.blob.sha1, a.blob.size, a.owner_id, curated(world, a), a.original_path)
+            else:
+                needed = a.deleted_at is None and not a.is_offline and a.original_path in world.disk
+                externals[a.id] = (a.owner_id, a.original_path, a.deleted_at, curated(world, a), needed)
+        disk = {path: blob.sha1 for path, blob in world.disk.items()}
+    return Snapshot(sources, externals, internals, len(world.removed_files), disk)
 
 
-def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_done: bool = True) -> dict[str, str]:
+def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_done: bool = True,
+          held: frozenset[str] | set[str] = frozenset(), policy: str = "hold") -> dict[str, str]:
     """Assert the invariant; return each source's state ('kept', 'moved'). With `require_done`, every
-    source must have been moved (or kept in keep mode)."""
+    source must have been moved (or kept in keep mode), except those in `held` (the job said why). With
+    a conflict `policy` other than hold, the side it lets go of may lose its single values."""
     states = {}
     with world.lock:
         internal_by_content: dict[tuple[str, bytes], list[Asset]] = {}
@@ -177,28 +187,49 @@ def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_d
                 changed = [p for p in uncovered(before, now) if not (p.startswith("stack") and twins)]
                 assert not changed, f"{path}: the external asset lost {changed}"
                 states[source_id] = "kept"
-                if require_done:
+                if require_done and source_id not in held:
                     assert delete_mode == "keep", f"{path}: not moved"
-                if twins:
+                if twins and source_id not in held:
                     assert twins[0].deleted_at is None or delete_mode != "keep", f"{path}: its copy is in the trash"
                 continue
+            assert source_id not in held, f"{path}: reported held, but deleted"
             assert delete_mode != "keep", f"{path}: deleted although EXT2INT_DELETE=keep"
             assert twins, f"{path}: deleted, and no internal asset holds its bytes — a photo was lost"
             target = twins[0]
             assert target.deleted_at is None, f"{path}: only a TRASHED internal copy holds its bytes"
             assert target.blob.size == size
-            problems = uncovered(before, curated(world, target))
+            problems = [p for p in uncovered(before, curated(world, target)) if policy != "internal" or not _scalar(p)]
             assert not problems, f"{path}: the internal copy lacks {problems}"
             if delete_mode == "trash" and source is not None:
                 assert source.deleted_at is not None
             states[source_id] = "moved"
 
-        for asset_id, (sha, deleted_at, before, library) in snap.others.items():
+        movers = {o for _, _, o, _, _ in snap.sources.values()}
+        for asset_id, (owner, path, deleted_at, before, needed) in snap.externals.items():
             asset = world.assets.get(asset_id)
-            assert asset is not None, "an asset of another user was deleted"
-            assert asset.deleted_at == deleted_at and asset.blob.sha1 == sha, "an asset of another user changed"
-            assert curated(world, asset) == before, "another user's curation changed"
-        strangers = [a for a in world.assets.values() if a.internal and a.id not in snap.internal_before
-                     and a.owner_id != next(iter({o for _, _, o, _, _ in snap.sources.values()}), a.owner_id)]
+            assert asset is not None, f"{path}: an asset the job did not move ({owner}'s) was deleted"
+            assert asset.deleted_at == deleted_at, f"{path}: an asset the job did not move was trashed"
+            now = curated(world, asset)
+            # (a member of a stack with a moved asset sees its stack change; Immich may give an album a cover)
+            lost = [p for p in uncovered(before, now) if owner not in movers or not p.startswith("stack")]
+            assert not lost, f"{path}: {owner}'s asset lost {lost}"
+            if needed:
+                assert asset.original_path in world.disk, f"{path}: its file was deleted from under it"
+        for asset_id, (owner, sha, deleted_at, before) in snap.internals.items():
+            asset = world.assets.get(asset_id)
+            assert asset is not None, f"internal asset {asset_id} of {owner} was deleted"
+            assert deleted_at is not None or asset.deleted_at is None, f"internal asset {asset_id} was trashed"
+            lost = [p for p in uncovered(before, curated(world, asset))
+                    if not p.startswith("stack") and (policy != "external" or not _scalar(p))]
+            assert not lost, f"internal asset {asset_id} lost {lost} (overwritten?)"
+        for path, blob, owner in world.removed_files[snap.removed_before:]:
+            holders = internal_by_content.get((owner, blob.sha1), [])
+            assert any(h.deleted_at is None for h in holders), f"{path} left the disk and no internal asset holds it"
+        strangers = [a for a in world.assets.values() if a.internal and a.id not in snap.internals
+                     and a.owner_id != next(iter(movers), a.owner_id)]
         assert not strangers, "an internal asset was created for the wrong user"
     return states
+
+
+def _scalar(problem: str) -> bool:
+    return problem.split(":")[0] in ("description", "rating", "taken", "tz", "gps", "edits")

@@ -99,7 +99,7 @@ def test_a_download_that_always_breaks_fails_the_asset_and_deletes_nothing(fake,
     lib = scene.library()
     photo = scene.photo(lib, "a.jpg", size=100_000)
     fake.faults.add("truncate", method="GET", route="/assets/{id}/original", after_bytes=500, times=0)
-    result = run_job(scene.env(EXT2INT_HTTP_RETRIES="2"))
+    result = run_job(scene.env(EXT2INT_TRANSFER_RETRIES="2"))
     assert result.code == 1
     failed = result.outcomes("failed")
     assert failed[0]["stage"] == "download" and "after 500 bytes" in failed[0]["reason"]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.fake_immich import FakeImmich, Scene
-from tests.invariant import check, curated, snapshot
+from tests.invariant import check, snapshot
 
 
 def moved(scene: Scene, source):
@@ -253,7 +253,8 @@ def test_moves_wait_for_face_detection_then_finish_on_a_later_run(scene, run_job
     scene.fake.clear_log()
     second = run_job(scene.env())
     assert second.counts()["uploaded"] == 1
-    assert not scene.fake.requests("GET", "/assets/{id}/original"), "the second phase does not transfer again"
+    assert not scene.fake.requests("POST", "/assets"), "the second phase does not transfer again"
+    assert len(scene.fake.requests("GET", "/assets/{id}/original")) == 1, "the gate hashes an earlier run's proof again"
     check(scene.world, snap)
 
 
@@ -302,12 +303,51 @@ def test_merge_unites_sets_and_keeps_what_the_source_leaves_empty(scene, run_job
     assert twin.id in phone_album.asset_ids
 
 
-def test_merge_lets_the_external_asset_win_where_both_have_a_value(scene, run_job):
+def test_an_internal_twin_with_its_own_values_is_never_overwritten_the_source_is_held(scene, run_job):
+    lib = scene.library()
+    photo = scene.edit(scene.photo(lib, "a.jpg"), description="external caption", rating=5)
+    scene.album("Folder album", photo)
+    twin = scene.internal(photo.blob.read_all(), description="phone caption", rating=2)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    result = run_job(scene.env())
+
+    assert result.code == 0, result.stderr
+    held, = result.outcomes("held")
+    assert held["reason"] == "conflict" and photo.deleted_at is None
+    assert sorted(d.split(":")[0] for d in held["differences"]) == ["description", "rating"]
+    assert "external 'external caption', internal 'phone caption'" in " ".join(held["differences"])
+    assert (twin.exif["description"], twin.exif["rating"]) == ("phone caption", 2), "nothing written to the twin"
+    assert not [a for a in scene.world.albums.values() if twin.id in a.asset_ids], "held before any write"
+    check(scene.world, snap, require_done=False)
+    assert "HELD" not in result.stdout or "EXT2INT_ON_CONFLICT" in result.stdout
+
+    again = run_job(scene.env())
+    assert again.counts()["held"] == 1 and not scene.fake.requests("POST", "/assets")[1:], "held again, no new upload"
+
+
+@pytest.mark.parametrize("policy,description,rating", [("external", "external caption", 5), ("internal", "phone caption", 2)])
+def test_a_conflict_policy_chosen_by_the_user_decides(policy, description, rating, scene, run_job):
     lib = scene.library()
     photo = scene.edit(scene.photo(lib, "a.jpg"), description="external caption", rating=5)
     twin = scene.internal(photo.blob.read_all(), description="phone caption", rating=2)
-    run_and_check(scene, run_job, lib)
-    assert twin.exif["description"] == "external caption" and twin.exif["rating"] == 5
+    result = run_job(scene.env(EXT2INT_ON_CONFLICT=policy))
+    assert result.code == 0 and result.counts()["merged"] == 1, result.stderr
+    assert (twin.exif["description"], twin.exif["rating"]) == (description, rating)
+    assert photo.deleted_at is not None
+
+
+def test_resolving_a_conflict_in_immich_lets_the_next_run_move_it(scene, run_job):
+    lib = scene.library()
+    photo = scene.edit(scene.photo(lib, "a.jpg"), description="external caption")
+    twin = scene.internal(photo.blob.read_all(), description="phone caption")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    assert run_job(scene.env()).counts()["held"] == 1
+    scene.edit(twin, description="external caption")  # the user decides in Immich
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    result = run_job(scene.env())
+    assert result.counts()["merged"] == 1, result.report["outcomes"]
+    check(scene.world, snap)
 
 
 # --- what cannot move, and loops ---------------------------------------------------------------------

@@ -184,7 +184,6 @@ def test_debug_logs_name_every_change_and_never_the_key(scene, run_job):
 
 
 def test_the_redaction_filter_removes_a_key_that_reaches_a_log_line(capsys):
-    import logging
 
     from job import logs
 

@@ -14,7 +14,8 @@ import signal
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import spawn_job
+from tests.clock import Later
+from tests.conftest import CLAIMS_EXPIRED, spawn_job
 from tests.fake_immich import FakeImmich, Scene
 from tests.invariant import check, snapshot
 
@@ -78,17 +79,22 @@ def build_world(data, scene: Scene):
     return lib
 
 
-def run_to_completion(scene, run_job, env):
+def run_to_completion(scene, run_job, env, clock=None) -> set[str]:
     """Run until a run has nothing left to do: enough runs for every unit at the batch size, plus a few
-    for retries of failed or waiting ones."""
+    for retries of failed or waiting ones. Returns the ids the last runs held (with their video halves):
+    the job said why they stay."""
     units = sum(1 for a in scene.world.assets.values() if not a.internal and a.visibility != "hidden")
     limit = units // int(env.get("EXT2INT_BATCH_SIZE", "100")) + 6
+    held: set[str] = set()
     for _ in range(limit):
-        result = run_job(env)
+        result = run_job(env, clock=clock)
         assert result.code in (0, 1), result.stderr
+        held = {o["asset_id"] for o in result.outcomes("held")}
         if not result.outcomes("uploaded") and not result.outcomes("merged") and not result.outcomes("failed") \
                 and not result.outcomes("waiting"):
-            return
+            with scene.world.lock:
+                videos = {scene.world.assets[i].live_photo_video_id for i in held if i in scene.world.assets}
+            return held | {v for v in videos if v}
     raise AssertionError("the job did not finish within the runs allowed")
 
 
@@ -102,8 +108,9 @@ def test_any_curated_library_moves_completely_and_a_rerun_changes_nothing(data, 
         snap = snapshot(scene.world, [lib.id], scene.admin.id)
         env = scene.env(EXT2INT_BATCH_SIZE=str(data.draw(st.integers(1, 8), label="batch")),
                         EXT2INT_CONCURRENCY=str(data.draw(st.integers(1, 3), label="concurrency")))
-        run_to_completion(scene, run_job, env)
-        check(scene.world, snap)
+        held = run_to_completion(scene, run_job, env)
+        check(scene.world, snap, held=held)
+        assert all(o["reason"] == "conflict" for o in run_job(env).outcomes("held")), "only conflicts hold here"
         fake.clear_log()
         assert run_job(env).code == 0 and not fake.mutating_requests()
     finally:
@@ -164,7 +171,7 @@ def test_random_faults_and_kills_never_lose_anything(data, run_job):
 
         fake.faults.clear()
         fake.on_kill = None
-        run_to_completion(scene, run_job, env)
-        check(scene.world, snap)
+        held = run_to_completion(scene, run_job, env, clock=Later(CLAIMS_EXPIRED))  # a killed run's claims expired
+        check(scene.world, snap, held=held)
     finally:
         fake.stop()

@@ -7,11 +7,11 @@ from dataclasses import fields, replace
 
 import pytest
 
+from job import journal
+from job.facts import FaceBox, Facts, normalize_instant, unmatched_faces
 from job.immich.models import Album, Asset, Edit, Exif, Face, MetadataItem, PersonRef, Stack, StackMember, StackRef, TagRef
-from job.record import (
-    MARKER, RULES, SELF, Facts, FaceBox, Record, differences, merge, normalize_instant, record_of, unmatched_faces,
-    writes_for,
-)
+from job.record import RULES, SELF, Policy, Record, blocking, differences, merge, record_of
+from job.writes import WriteKind, writes_for
 
 ME, OTHER = "u-me", "u-other"
 
@@ -41,8 +41,9 @@ def test_reading_normalises_empty_values():
     assert rec.description == "" and rec.rating is None and rec.gps == (48.123457, 2.1)
 
 
-def test_our_marker_is_not_part_of_the_record():
-    facts = Facts(asset(), metadata=(MetadataItem(key=MARKER, value={"v": 1}), MetadataItem(key="note", value={"a": 1})))
+def test_our_keys_are_not_part_of_the_record():
+    facts = Facts(asset(), metadata=(MetadataItem(key=journal.KEY, value={"v": 1}), MetadataItem(key="note", value={"a": 1}),
+                                     MetadataItem(key=journal.CLAIM_KEY, value={"v": 1, "run": "r"})))
     assert record_of(facts).metadata == frozenset({("note", '{"a":1}')})
 
 
@@ -89,14 +90,45 @@ def test_faces_match_by_overlap_and_person():
     assert unmatched_faces(want, frozenset({FaceBox("alice", 0.5, 0.5, 0.7, 0.8)}))
 
 
-def test_a_merge_lets_the_source_win_keeps_what_it_leaves_empty_and_unites_sets():
-    source = Record(favorite=False, description="", rating=5, tags=frozenset({"a"}), visibility="timeline")
+def test_a_merge_keeps_what_the_source_leaves_empty_and_unites_sets_and_flags():
+    source = Record(favorite=False, description="", rating=None, tags=frozenset({"a"}), visibility="timeline")
     target = Record(favorite=True, description="phone", rating=2, tags=frozenset({"b"}), visibility="archive")
-    merged = merge(source, target)
+    merged, conflicts = merge(source, target)
     assert (merged.favorite, merged.description, merged.rating, merged.tags, merged.visibility) == \
-        (True, "phone", 5, frozenset({"a", "b"}), "archive")
-    assert not differences(source, merged)
-    assert [d.field for d in differences(target, merged)] == ["rating"], "only where both had a value, the source's wins"
+        (True, "phone", 2, frozenset({"a", "b"}), "archive")
+    assert not conflicts and not differences(source, merged) and not differences(target, merged)
+
+
+def test_a_value_only_the_source_has_is_taken_without_conflict():
+    merged, conflicts = merge(Record(rating=5, gps=(1.0, 2.0)), Record(rating=None))
+    assert (merged.rating, merged.gps, conflicts) == (5, (1.0, 2.0), [])
+
+
+@pytest.mark.parametrize("field,ours,theirs", [
+    ("description", "external caption", "phone caption"), ("rating", 5, 2), ("gps", (1.0, 2.0), (3.0, 4.0)),
+    ("taken_at", "2015-08-09T16:30:00.000Z", "2019-05-01T09:00:00.000Z"), ("time_zone", "Europe/Paris", "UTC"),
+    ("edits", (("crop", "{}"),), (("rotate", "{}"),)), ("live_video", "@live", "other-video"),
+])
+def test_two_different_single_values_are_a_conflict_never_a_silent_overwrite(field, ours, theirs):
+    source, target = Record(**{field: ours}), Record(**{field: theirs})
+    held, conflicts = merge(source, target, Policy.HOLD)
+    assert [c.field for c in conflicts] == [field] and blocking(conflicts, Policy.HOLD)
+    assert getattr(held, field) == theirs, "while held, the internal asset's value stands"
+    internal, _ = merge(source, target, Policy.INTERNAL)
+    external, found = merge(source, target, Policy.EXTERNAL)
+    assert getattr(internal, field) == theirs
+    if field == "live_video":  # taking either side would orphan the other side's video: always held
+        assert getattr(external, field) == theirs and blocking(found, Policy.EXTERNAL)
+    else:
+        assert getattr(external, field) == ours and not blocking(found, Policy.EXTERNAL)
+
+
+def test_descriptions_can_be_joined_instead():
+    merged, conflicts = merge(Record(description="from the folder"), Record(description="from the phone"),
+                              join_descriptions=True)
+    assert merged.description == "from the phone\n\nfrom the folder" and not conflicts
+    same, _ = merge(Record(description="dawn"), Record(description="cliffs at dawn"), join_descriptions=True)
+    assert same.description == "cliffs at dawn"
 
 
 def test_writes_put_the_copy_first_and_group_scalar_fields():
@@ -104,13 +136,15 @@ def test_writes_put_the_copy_first_and_group_scalar_fields():
     facts = Facts(src, albums=(album("a1"),), edits=(Edit(action="crop", parameters={"x": 1}),),
                   stack=Stack(id="s", primaryAssetId="src", assets=[StackMember(id="src"), StackMember(id="b")]))
     expected = replace(record_of(facts, {"src": SELF}), description="d", rating=3, gps=(1.0, 2.0), favorite=True)
-    kinds = [w.kind for w in writes_for(expected, Record(), facts, can_copy=True, can_edit=True)]
-    assert kinds[0] == "copy" and kinds.count("set_fields") == 1
-    assert kinds.index("set_edits") > 0 and "make_stack_primary" in kinds
-    fields_write = next(w for w in writes_for(expected, Record(), facts, can_copy=True, can_edit=True) if w.kind == "set_fields")
+    kinds = [w.kind for w in writes_for(expected, Record(), [facts], can_copy=True, can_edit=True)]
+    assert kinds[0] is WriteKind.COPY and kinds.count(WriteKind.SET_FIELDS) == 1
+    assert kinds.index(WriteKind.SET_EDITS) > 0 and WriteKind.MAKE_STACK_PRIMARY in kinds
+    fields_write = next(w for w in writes_for(expected, Record(), [facts], can_copy=True, can_edit=True)
+                        if w.kind is WriteKind.SET_FIELDS)
     assert fields_write.args == {"isFavorite": True, "description": "d", "rating": 3, "dateTimeOriginal": "2019-05-01T09:00:00.000Z",
                                  "latitude": 1.0, "longitude": 2.0}
-    tag_write = next(w for w in writes_for(expected, Record(), facts, can_copy=True, can_edit=True) if w.kind == "add_tags")
+    tag_write = next(w for w in writes_for(expected, Record(), [facts], can_copy=True, can_edit=True)
+                     if w.kind is WriteKind.ADD_TAGS)
     assert tag_write.args["tag_ids"] == ["t1"]
 
 
@@ -118,15 +152,25 @@ def test_without_the_copy_endpoint_each_kind_is_written_by_hand():
     src = asset(stack=StackRef(id="s", primaryAssetId="p"))
     facts = Facts(src, albums=(album("a1"),), shared_links=frozenset({"l1"}),
                   stack=Stack(id="s", primaryAssetId="p", assets=[StackMember(id="src"), StackMember(id="p")]))
-    kinds = {w.kind: w.args for w in writes_for(record_of(facts, {"src": SELF}), Record(), facts, can_copy=False, can_edit=False)}
-    assert kinds["add_albums"] == {"album_ids": ["a1"]} and kinds["add_shared_links"] == {"link_ids": ["l1"]}
-    assert kinds["join_stack"] == {"primary_id": "p"} and "copy" not in kinds
+    kinds = {w.kind: w.args for w in writes_for(record_of(facts, {"src": SELF}), Record(), [facts], can_copy=False,
+                                                can_edit=False)}
+    assert kinds[WriteKind.ADD_ALBUMS] == {"album_ids": ["a1"]} and kinds[WriteKind.ADD_SHARED_LINKS] == {"link_ids": ["l1"]}
+    assert kinds[WriteKind.JOIN_STACK] == {"primary_id": "p"} and WriteKind.COPY not in kinds
 
 
 def test_nothing_to_write_when_the_target_already_covers_the_source():
     facts = Facts(asset(), albums=(album("a1"),))
     rec = record_of(facts, {"src": SELF})
-    assert writes_for(rec, rec, facts, can_copy=True, can_edit=True) == []
+    assert writes_for(rec, rec, [facts], can_copy=True, can_edit=True) == []
+
+
+def test_path_twins_give_their_tags_and_key_values_too():
+    first = Facts(asset(tags=[TagRef(id="t1", value="A")]), metadata=(MetadataItem(key="k1", value={"v": 1}),))
+    second = Facts(asset(id="twin", tags=[TagRef(id="t2", value="B")]), metadata=(MetadataItem(key="k2", value={"v": 2}),))
+    expected, _ = merge(record_of(second, {"twin": SELF}), record_of(first, {"src": SELF}))
+    writes = {w.kind: w.args for w in writes_for(expected, Record(), [first, second], can_copy=True, can_edit=True)}
+    assert writes[WriteKind.ADD_TAGS] == {"tag_ids": ["t1", "t2"]}
+    assert writes[WriteKind.PUT_METADATA] == {"items": [("k1", {"v": 1}), ("k2", {"v": 2})]}
 
 
 def test_faces_of_people_only():

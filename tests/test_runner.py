@@ -74,7 +74,8 @@ def test_concurrency_moves_several_assets_at_once(fake, scene, run_job):
     result = run_job(scene.env(EXT2INT_CONCURRENCY="3"))
     assert result.code == 0 and result.counts()["uploaded"] == 6
     starts = sorted(e.at for e in fake.requests("GET", "/assets/{id}/original"))
-    assert starts[2] - starts[0] < 0.3, "three downloads were under way together"
+    # the first unit goes through alone (until a first delete worked); then three at once
+    assert starts[1] - starts[0] >= 0.3 and starts[3] - starts[1] < 0.3, "three downloads were under way together"
     check(scene.world, snap)
 
 
@@ -110,7 +111,7 @@ def test_a_key_that_cannot_read_queues_runs_without_back_pressure(fake, scene, r
     other_lib = scene.library("theirs", owner=scene.other)
     scene.photo(other_lib, "x.jpg")
     scene.world.queue_backlog = 5000
-    result = run_job(scene.env(scene.other_key, EXT2INT_QUEUE_THRESHOLD="100"))
+    result = run_job(scene.env(scene.other_key, EXT2INT_QUEUE_THRESHOLD="100", EXT2INT_ASSUME_UNSHARED="true"))
     assert result.code == 0 and result.counts()["uploaded"] == 1
     assert any("back-pressure off" in n for n in result.report["notes"])
 
@@ -121,7 +122,7 @@ def test_every_listed_asset_ends_in_exactly_one_outcome(fake, scene, run_job):
     offline = scene.photo(lib, "off.jpg")
     offline.is_offline = True
     fake.faults.add("status", method="GET", route="/assets/{id}/original", status=500, times=0, nth=2)
-    result = run_job(scene.env(EXT2INT_CONCURRENCY="1", EXT2INT_HTTP_RETRIES="0"))
+    result = run_job(scene.env(EXT2INT_CONCURRENCY="1", EXT2INT_HTTP_RETRIES="0", EXT2INT_TRANSFER_RETRIES="0"))
     outcomes = result.outcomes()
     assert len({o["asset_id"] for o in outcomes}) == len(outcomes)
     assert sum(o["assets"] for o in outcomes) == result.report["listed"] == 7

@@ -9,13 +9,17 @@ import json
 
 import pytest
 
+from job import journal
+from job.decide import Scope, decide
 from job.immich.errors import TruncatedTransfer
 from job.immich.models import Asset, Exif
 from job.immich.multipart import MultipartBody
-from job.plan import JOURNAL_VERSION, decide
-from job.report import Outcome, Report
-from job.settings import parse_duration
+from job.outcome import Kind, Outcome, Stage
+from job.report import Report
+from job.settings import DeleteMode, parse_duration
 from job.transfer import HashingReader, expected_length
+
+SCOPE = Scope(user_id="me", selected=frozenset({"lib"}))
 
 
 def asset(**kw) -> Asset:
@@ -25,9 +29,15 @@ def asset(**kw) -> Asset:
     return Asset.model_validate({**base, **kw})
 
 
-def journal(state: str = "copied", **kw):
-    return {"v": JOURNAL_VERSION, "state": state, "target": "t", "sha1": "s", "size": 100,
+def journal_entry(state: str = "copied", **kw):
+    return {"v": journal.VERSION, "state": state, "target": "t", "sha1": "s", "size": 100,
             "sourceModifiedAt": "2020-01-01T00:00:00.000Z", "sourceSize": 100, **kw}
+
+
+def decided(source: Asset, mode: DeleteMode = DeleteMode.TRASH, **kw) -> tuple[str, str | None]:
+    d = decide(source, scope=SCOPE, delete_mode=mode, **kw)
+    reason = d.skip or d.hold
+    return d.action.value, reason.value if reason else None
 
 
 @pytest.mark.parametrize("changes,expected", [
@@ -36,30 +46,43 @@ def journal(state: str = "copied", **kw):
     (dict(isTrashed=True), ("skip", "trashed")),
     (dict(isOffline=True), ("skip", "offline")),
     (dict(visibility="locked"), ("skip", "locked")),
-    ({}, ("move", "")),
+    ({}, ("move", None)),
 ])
 def test_decisions_from_the_asset_itself(changes, expected):
-    d = decide(asset(**changes), user_id="me", delete_mode="trash")
-    assert (d.action, d.reason) == expected
+    assert decided(asset(**changes)) == expected
 
 
 def test_a_live_still_without_its_video_is_skipped_whole():
     still = asset(livePhotoVideoId="v")
-    assert decide(still, user_id="me", delete_mode="trash", video=None, video_expected=True).reason == "live_video_unavailable"
-    assert decide(still, user_id="me", delete_mode="trash", video=asset(id="v", isOffline=True), video_expected=True).action == "skip"
-    assert decide(still, user_id="me", delete_mode="trash", video=asset(id="v", type="VIDEO"), video_expected=True).action == "move"
+    assert decided(still, video=None, video_expected=True) == ("skip", "live_video_unavailable")
+    assert decided(still, video=asset(id="v", isOffline=True), video_expected=True)[0] == "skip"
+    assert decided(still, video=asset(id="v", type="VIDEO"), video_expected=True) == ("move", None)
+
+
+def test_a_live_video_elsewhere_holds_its_still_and_an_internal_one_is_only_linked_to():
+    still = asset(livePhotoVideoId="v")
+    assert decided(still, video=asset(id="v", type="VIDEO", libraryId="other"), video_expected=True) == \
+        ("hold", "live_video_elsewhere")
+    assert decided(still, video=asset(id="v", type="VIDEO", libraryId=None), video_expected=True) == ("move", None)
+
+
+def test_a_hidden_video_whose_still_is_elsewhere_stays():
+    video = asset(id="v", type="VIDEO", visibility="hidden")
+    assert decided(video, stills=[]) == ("move", None), "nothing uses it: it moves alone"
+    assert decided(video, stills=[asset(id="s", libraryId=None)]) == ("hold", "live_still_elsewhere")
+    assert decided(video, stills=[asset(id="s", isTrashed=True)]) == ("skip", "live_still_trashed")
 
 
 def test_the_journal_is_trusted_only_while_the_file_is_unchanged():
     a = asset()
-    assert decide(a, user_id="me", delete_mode="trash", journal=journal()).action == "finish"
-    assert decide(a, user_id="me", delete_mode="keep", journal=journal("kept")).reason == "kept"
-    assert decide(a, user_id="me", delete_mode="trash", journal=journal("kept")).action == "finish"
-    assert decide(a, user_id="me", delete_mode="trash", journal=journal("loop")).reason == "reimport_loop"
-    changed = journal(sourceModifiedAt="2024-01-01T00:00:00.000Z")
-    assert decide(a, user_id="me", delete_mode="trash", journal=changed).action == "move"
-    assert decide(a, user_id="me", delete_mode="trash", journal=journal(sourceSize=99)).action == "move"
-    assert decide(a, user_id="me", delete_mode="trash", journal={**journal(), "v": 99}).action == "move"
+    assert decided(a, entry=journal_entry()) == ("finish", None)
+    assert decided(a, DeleteMode.KEEP, entry=journal_entry("kept")) == ("skip", "kept")
+    assert decided(a, entry=journal_entry("kept")) == ("finish", None)
+    assert decided(a, entry=journal_entry("held")) == ("finish", None)
+    assert decided(a, entry=journal_entry("loop")) == ("skip", "reimport_loop")
+    assert decided(a, entry=journal_entry(sourceModifiedAt="2024-01-01T00:00:00.000Z")) == ("move", None)
+    assert decided(a, entry=journal_entry(sourceSize=99)) == ("move", None)
+    assert decided(a, entry={**journal_entry(), "v": 99}) == ("move", None)
 
 
 def parse(body: MultipartBody) -> tuple[dict[str, bytes], int]:
@@ -132,8 +155,7 @@ def test_bad_durations(text):
 def test_the_streamed_json_report_is_the_report(tmp_path, outcomes):
     report = Report(command="plan", libraries=["lib"], notes=['a "quoted" note'])
     for i in range(outcomes):
-        outcome = Outcome(f"id{i}", f"/photos/ü{i}.jpg", "lib", "failed", reason="x\ny", stage="verify")
-        outcome.differences.append("rating: 5 != 4")
+        outcome = Outcome(f"id{i}", f"/photos/ü{i}.jpg", "lib").fail(Stage.VERIFY, "x\ny", ["rating: 5 != 4"])
         outcome.steps["read"] = 0.123456
         report.add(outcome)
     report.finish()
@@ -147,7 +169,7 @@ def test_a_run_stopped_by_immich_exits_3_and_counts_as_an_error_run():
     from job.metrics import Metrics
 
     report = Report(command="run", server_failed=True, stopped_because="Immich failed ...")
-    report.add(Outcome("a", "/p/a.jpg", "lib", "uploaded"))
+    report.add(Outcome("a", "/p/a.jpg", "lib", Kind.UPLOADED))
     report.finish()
     assert report.exit_code() == 3
     metrics = Metrics()

@@ -2,8 +2,9 @@
 error mapping, request accounting, and the read-only guard that makes `plan` harmless.
 
 Retries are urllib3's `Retry` (backoff, Retry-After), mounted through `RoutingAdapter`, which sends each
-request through a retrying or a single-shot adapter according to `retry_safe()`: the one place that
-decides which Immich calls may be repeated blindly.
+request through a retrying or a single-shot adapter according to the endpoint table
+(`endpoints.retry_safe`), the one place that decides which Immich calls may be repeated blindly and
+which change something (`endpoints.changes`, refused in a dry run).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -21,47 +21,17 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.util.retry import Retry
 
+from job.clock import SYSTEM, Clock
 from job.immich import errors
+from job.immich.endpoints import Endpoint, changes, retry_safe
 
 log = logging.getLogger("ext2int")
 
 RETRY_AFTER_CAP = 60.0  # seconds; a server asking for more is treated as this, so shutdown stays prompt
 
-# POSTs that read or are idempotent by nature; every other POST creates something.
-_SAFE_POSTS = frozenset(
-    {"/api/search/metadata", "/api/search/statistics", "/api/assets/bulk-upload-check", "/api/trash/restore/assets"}
-)
-# Calls that must never be repeated blindly:
-# - PUT /assets/copy with stack=true, repeated once the target is in the source's stack, merges the stack
-#   into itself and then DELETES it (asset.service.ts copyStack: merge + delete(sourceStackId)).
-# - POST /assets streams a one-shot body; the move repeats the whole transfer instead.
-# - POST /faces and POST /stacks create a new face or stack each time.
-_UNSAFE_PUTS = frozenset({"/api/assets/copy"})
-# What `plan` may send. Anything else raises DryRunViolation before it leaves the process.
-_READ_ONLY_POSTS = frozenset({"/api/search/metadata", "/api/search/statistics", "/api/assets/bulk-upload-check"})
-
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PERMISSION = re.compile(r"Missing required permission: ([\w.]+)")
 _NOT_FOUND = re.compile(r"not found|no [\w.]+ access|must exist", re.IGNORECASE)
-
-
-def retry_safe(method: str, path: str) -> bool:
-    """May this request be sent again when no (or a transient) answer came back?"""
-    method = method.upper()
-    if method in ("GET", "HEAD", "DELETE", "PATCH"):
-        return True
-    if method == "PUT":
-        return path not in _UNSAFE_PUTS
-    if method == "POST":
-        return path in _SAFE_POSTS
-    return False
-
-
-def is_mutating(method: str, path: str) -> bool:
-    method = method.upper()
-    if method in ("GET", "HEAD"):
-        return False
-    return not (method == "POST" and path in _READ_ONLY_POSTS)
 
 
 def route_of(path: str) -> str:
@@ -110,7 +80,7 @@ class RoutingAdapter(BaseAdapter):
 
     def send(self, request, **kwargs):
         path = requests.utils.urlparse(request.url).path
-        adapter = self.retrying if retry_safe(request.method, path) else self.single
+        adapter = self.retrying if retry_safe(request.method or "", path) else self.single
         return adapter.send(request, **kwargs)
 
     def close(self):
@@ -132,10 +102,12 @@ class Transport:
         retries: int = 5,
         pool_size: int = 8,
         user_agent: str = "immich-ext2int",
+        clock: Clock = SYSTEM,
     ):
         self.base_url = base_url.rstrip("/")
         self.read_only = read_only
         self.retries = retries
+        self.sleep = clock.sleep
         self.timeout = (connect_timeout, timeout)
         self._secret = api_key
         self.session = requests.Session()
@@ -164,7 +136,7 @@ class Transport:
     @property
     def mutating_requests(self) -> int:
         with self._lock:
-            return sum(n for (method, route), n in self.counts.items() if is_mutating(method, route))
+            return sum(n for (method, route), n in self.counts.items() if changes(method, route))
 
     def _count(self, method: str, path: str) -> None:
         with self._lock:
@@ -174,9 +146,8 @@ class Transport:
 
     def request(
         self,
-        method: str,
-        path: str,
-        *,
+        endpoint: Endpoint,
+        *ids: str,
         json_body: Any = None,
         params: dict[str, Any] | None = None,
         data: Any = None,
@@ -185,12 +156,13 @@ class Transport:
         expect: tuple[int, ...] = (200, 201, 204),
         timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
-        """Send one call to /api`path`; return the response when its status is in `expect`, else raise
-        the matching ImmichError. The key is in the session headers only, never in a message."""
-        method = method.upper()
-        api_path = "/api" + path
-        call = f"{method} {route_of(api_path)}"
-        if self.read_only and is_mutating(method, api_path):
+        """Send one call to `endpoint` (with `ids` in its path); return the response when its status is in
+        `expect`, else raise the matching ImmichError. The key is in the session headers only, never in a
+        message."""
+        method = endpoint.method
+        api_path = "/api" + endpoint.url_path(*ids)
+        call = endpoint.call
+        if self.read_only and endpoint.changes:
             raise errors.DryRunViolation(f"{call} refused: this is a dry run (plan); nothing may change")
         self._count(method, api_path)
         try:
@@ -219,7 +191,7 @@ class Transport:
             raise errors.CutAnswer(call, f"the answer broke off: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise errors.Unreachable(call, f"request failed: {self.scrub(str(exc))[:200]}") from None
-        if is_mutating(method, api_path):  # ids only: the key is a header, bodies are not logged
+        if endpoint.changes:  # ids only: the key is a header, bodies are not logged
             log.debug("%s %s -> %s", method, api_path, response.status_code)
         if response.status_code in expect:
             return response
@@ -229,19 +201,18 @@ class Transport:
             response.close()
         raise AssertionError("unreachable")
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+    def json(self, endpoint: Endpoint, *ids: str, **kwargs: Any) -> Any:
         """The call's JSON answer. urllib3 retries a call that got no answer; an answer whose body broke
         off on the way is only seen here, and a call that is safe to repeat is asked again (twice)."""
-        call = f"{method.upper()} {route_of('/api' + path)}"
-        retries = min(self.retries, 2) if retry_safe(method, "/api" + path) else 0
+        retries = min(self.retries, 2) if endpoint.retry else 0
         attempt = 0
         while True:
             try:
-                return parse_json(call, self.request(method, path, **kwargs))
+                return parse_json(endpoint.call, self.request(endpoint, *ids, **kwargs))
             except errors.BrokenAnswer:
                 if attempt == retries:
                     raise
-                time.sleep(0.25 * 2**attempt)
+                self.sleep(0.25 * 2**attempt)
                 attempt += 1
 
     def scrub(self, text: str) -> str:

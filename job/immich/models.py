@@ -6,9 +6,11 @@ server that adds fields keeps working, and a missing required field is an `Unexp
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from job.immich import errors
 
 
 class _Model(BaseModel):
@@ -227,3 +229,22 @@ class QueueBacklog(_Model):
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any, call: str) -> M:
+    """An answer as `model`; an answer of another shape is an UnexpectedResponse naming the call."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise errors.UnexpectedResponse(call, f"answer has a shape we do not know ({where}: {first['msg']})") from None
+
+
+def parse_list(model: type[M], data: Any, call: str) -> list[M]:
+    if not isinstance(data, list):
+        raise errors.UnexpectedResponse(call, "answer has a shape we do not know (expected a list)")
+    return [parse(model, item, call) for item in data]

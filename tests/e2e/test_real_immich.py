@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import media
 from tests.conftest import ROOT
-from tests.e2e.immich import Api, World, sha1_b64
+from tests.e2e.immich import World, sha1_b64
 from tests.e2e.records import Contents, curated, missing
 
 
@@ -141,8 +141,10 @@ def test_a_curated_library_moves_completely_on_a_real_immich(e2e, tmp_path, gate
     assert plan["requests"]["mutating"] == 0 and plan["requests"]["total"] > 0
     assert plan["counts"]["planned"] == 10 and sum(o["assets"] for o in plan["outcomes"]) == 11
 
-    # a run killed with SIGKILL once it has started moving
-    proc = job(e2e, world, EXT2INT_BATCH_SIZE="4", EXT2INT_CONCURRENCY="2")
+    # a run killed with SIGKILL once it has started moving; the claims of its units in flight expire
+    # after EXT2INT_CLAIM_TTL (30 s here, 30 min by default): until then later runs skip those units
+    ttl = {"EXT2INT_CLAIM_TTL": "30s"}
+    proc = job(e2e, world, EXT2INT_BATCH_SIZE="4", EXT2INT_CONCURRENCY="2", **ttl)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if any(a["isTrashed"] for a in admin.search(libraryId=world.library["id"], withDeleted=True)):
@@ -153,10 +155,10 @@ def test_a_curated_library_moves_completely_on_a_real_immich(e2e, tmp_path, gate
 
     # small batches until nothing is left; each run's report and pushed metrics agree with the server
     moved = 0
-    for run in range(12):
+    for run in range(30):
         report_path = tmp_path / f"run{run}.json"
         code, out, err = finish(job(e2e, world, report=report_path, EXT2INT_BATCH_SIZE="3",
-                                    EXT2INT_PUSHGATEWAY_URL=gateway))
+                                    EXT2INT_PUSHGATEWAY_URL=gateway, **ttl))
         assert code == 0, err
         report = json.loads(report_path.read_text())
         pushed = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -173,7 +175,7 @@ def test_a_curated_library_moves_completely_on_a_real_immich(e2e, tmp_path, gate
         if report["remaining"][world.library["id"]] == 0 and not report["outcomes"]:
             break
     else:
-        raise AssertionError("the migration did not finish in 12 runs")
+        raise AssertionError("the migration did not finish in 30 runs")
 
     # every file's bytes exactly once as an internal asset of the owner, not trashed, with its curation
     for name, data in world.files.items():

@@ -49,12 +49,25 @@ class Scene:
 
     # --- files and libraries -------------------------------------------------------------------
 
-    def library(self, name: str = "photos", owner: User | None = None, *, read_only: bool = False) -> Library:
-        return self.world.add_library(owner or self.admin, name, [f"/mnt/{name}"], read_only=read_only)
+    def library(self, name: str = "photos", owner: User | None = None, *, read_only: bool = False,
+                paths: list[str] | None = None, exclude: list[str] | None = None) -> Library:
+        """An external library over `paths` (default /mnt/<name>): several libraries, of one user or of
+        several, can be over the same folder, as a family's shared folder is."""
+        return self.world.add_library(owner or self.admin, name, paths or [f"/mnt/{name}"], read_only=read_only,
+                                      exclusion_patterns=exclude)
+
+    def scan(self, library: Library) -> list[Asset]:
+        with self.world.lock:
+            return self.world.scan(library)
+
+    def at(self, library: Library, path: str) -> Asset:
+        """The library's asset of the file at `path`."""
+        with self.world.lock:
+            return next(a for a in self.world.assets.values() if a.library_id == library.id and a.original_path == path)
 
     def _file(self, library: Library, name: str, blob: Blob, embedded: Embedded | None, mtime: str | None,
               sidecar: dict | None = None) -> Asset:
-        path = f"{library.import_paths[0]}/{name}"
+        path = name if name.startswith("/") else f"{library.import_paths[0]}/{name}"
         with self.world.lock:
             self.world.put_file(path, blob, embedded=embedded, mtime=mtime, sidecar=sidecar)
             imported = self.world.scan(library)
@@ -64,19 +77,21 @@ class Scene:
               taken: str | None = "2019-05-01T09:00:00.000Z", tz: str | None = "Europe/Dublin",
               gps: tuple[float, float] | None = None, description: str = "", rating: int | None = None,
               tags: list[str] | None = None, faces: list[tuple[int, int, int, int]] | None = None,
-              mtime: str | None = None, synthetic: bool = False, sidecar: dict | None = None) -> Asset:
+              mtime: str | None = None, synthetic: bool = False, sidecar: dict | None = None,
+              content_id: str | None = None) -> Asset:
         seed = seed if seed is not None else self.next_seed()
         blob = Blob.synthetic(seed, size) if synthetic else Blob.of(data if data is not None else content(seed, size))
         embedded = Embedded(taken=taken, time_zone=tz if taken else None, gps=gps, description=description,
-                            rating=rating, tags=list(tags or []), faces=list(faces or []), make="ScenarioCam")
+                            rating=rating, tags=list(tags or []), faces=list(faces or []), make="ScenarioCam",
+                            content_id=content_id)
         return self._file(library, name, blob, embedded, mtime or "2026-11-25T00:36:23.006Z", sidecar)
 
     def video(self, library: Library, name: str, *, seed: int | None = None, size: int = 8192, synthetic: bool = False,
-              taken: str = "2020-07-04T12:00:00.000Z") -> Asset:
+              taken: str = "2020-07-04T12:00:00.000Z", content_id: str | None = None) -> Asset:
         seed = seed if seed is not None else self.next_seed()
         blob = Blob.synthetic(seed, size) if synthetic else Blob.of(content(seed, size))
-        return self._file(library, name, blob, Embedded(taken=taken, time_zone="UTC", width=320, height=240),
-                          "2026-11-25T00:36:23.239Z")
+        return self._file(library, name, blob, Embedded(taken=taken, time_zone="UTC", width=320, height=240,
+                                                        content_id=content_id), "2026-11-25T00:36:23.239Z")
 
     def live(self, library: Library, name: str) -> tuple[Asset, Asset]:
         """A live photo: a still and its video half, linked as Immich links them."""
@@ -88,11 +103,17 @@ class Scene:
         return still, motion
 
     def internal(self, data: bytes, name: str = "twin.jpg", *, owner: User | None = None, trashed: bool = False,
-                 **curation: Any) -> Asset:
-        """An asset already in the internal library (a phone backup of the same file)."""
+                 content_id: str | None = None, **curation: Any) -> Asset:
+        """An asset already in the internal library (a phone backup of the same file). With `content_id`,
+        it is one half of a live photo the phone took: Immich links it with the other half, wherever."""
         owner = owner or self.admin
         with self.world.lock:
             blob = Blob.of(data)
+            if content_id is not None:
+                video = name.lower().endswith((".mov", ".mp4"))
+                self.world.embedded[blob.sha1] = Embedded(taken="2021-06-01T10:00:00.000Z", time_zone="UTC",
+                                                          content_id=content_id, width=320 if video else 640,
+                                                          height=240 if video else 480)
             asset = self.world.create_upload(owner, blob, {
                 "filename": name, "fileCreatedAt": "2019-05-01T09:00:00.000Z", "fileModifiedAt": "2019-01-01T00:00:00.000Z"})
             self.world.created_assets.remove(asset.id)
@@ -187,6 +208,11 @@ class Scene:
             asset.deleted_at = time.time()
         return asset
 
+    def rewrite(self, path: str, data: bytes, mtime: str = "2026-11-25T12:00:00.000Z") -> None:
+        """The file changes on disk (an editor saves it); Immich knows only at its next scan."""
+        with self.world.lock:
+            self.world.rewrite_file(path, Blob.of(data), mtime)
+
     def remove_file(self, asset: Asset) -> None:
         """The file vanished from disk; the next scan marks the asset offline."""
         with self.world.lock:
@@ -196,7 +222,7 @@ class Scene:
     def env(self, key: str | None = None, **more: str) -> dict[str, str]:
         """The job's environment for this world."""
         return {"IMMICH_URL": self.fake.url, "IMMICH_API_KEY": key or self.key, "EXT2INT_SETTLE_TIMEOUT": "5",
-                "EXT2INT_SETTLE_CONFIRM": "0.2",
+                "EXT2INT_SETTLE_CONFIRM": "0.2", "EXT2INT_CLAIM_WAIT": "0.3",
                 "EXT2INT_LOG_FORMAT": "json", "EXT2INT_PROGRESS": "off", **more}
 
 

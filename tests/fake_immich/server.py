@@ -9,7 +9,6 @@ import re
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -19,7 +18,7 @@ from tests.fake_immich import render
 from tests.fake_immich.blobs import Blob
 from tests.fake_immich.faults import Fault, FaultPlan
 from tests.fake_immich.state import (
-    Activity, Album, ApiError, Face, Memory, Person, SharedLink, User, World, b64, new_id, not_found_asset,
+    Album, ApiError, Face, Person, User, World, new_id, not_found_asset,
 )
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -60,6 +59,7 @@ ROUTES = [
     Route("GET", "/server/features", "server_features", None),
     Route("GET", "/server/ping", "ping", None),
     Route("GET", "/users/me", "users_me", "user.read"),
+    Route("GET", "/admin/users", "admin_users", "adminUser.read", admin=True),
     Route("GET", "/api-keys/me", "api_key_me", ""),
     Route("GET", "/libraries", "libraries", "library.read", admin=True),
     Route("GET", "/libraries/{id}", "library", "library.read", admin=True),
@@ -81,6 +81,7 @@ ROUTES = [
     Route("GET", "/assets/{id}", "get_asset", "asset.read"),
     Route("PUT", "/assets/{id}", "update_asset", "asset.update"),
     Route("GET", "/assets/{id}/original", "original", "asset.download"),
+    Route("HEAD", "/assets/{id}/original", "original", "asset.download"),  # Express answers HEAD for GET routes
     Route("GET", "/assets/{id}/metadata", "get_metadata", "asset.read"),
     Route("PUT", "/assets/{id}/metadata", "put_metadata", "asset.update"),
     Route("GET", "/assets/{id}/edits", "get_edits", "asset.edit.get", feature="edits"),
@@ -212,7 +213,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.dispatch()
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 
     # --- dispatch --------------------------------------------------------------------------------
 
@@ -377,6 +378,8 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in extra.items():
             self.send_header(name, value)
         self.end_headers()
+        if self.command == "HEAD":
+            return
         truncate = next((f for f in faults or () if f.action == "truncate"), None)
         if truncate is not None:
             self.wfile.write(data[: truncate.after_bytes])
@@ -394,7 +397,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", stream.content_type)
         self.send_header("Content-Length", str(blob.size + delta))
+        if stream.etag:
+            self.send_header("ETag", stream.etag)
         self.end_headers()
+        if self.command == "HEAD":
+            return
         sent = 0
         for chunk in blob.chunks():
             limit = truncate.after_bytes if truncate else kill.after_bytes if kill else None
@@ -435,6 +442,7 @@ class _Headers(dict):
 class Stream:
     blob: Blob
     content_type: str
+    etag: str | None = None
 
 
 class LengthReader:
@@ -574,6 +582,10 @@ class Routes:
         return render.me(call.user)
 
     @staticmethod
+    def admin_users(world: World, call: Call):
+        return [render.me(u) for u in world.users.values()]
+
+    @staticmethod
     def api_key_me(world: World, call: Call):
         key = world.keys[call.handler.headers.get("x-api-key", "")]
         return {"id": key.id, "name": "test", "createdAt": "2026-11-25T00:00:00.000Z",
@@ -585,7 +597,7 @@ class Routes:
     def _library(world: World, library) -> dict[str, Any]:
         return {"id": library.id, "ownerId": library.owner_id, "name": library.name, "createdAt": render.iso(library.created_at),
                 "updatedAt": render.iso(library.created_at), "refreshedAt": render.iso(library.created_at),
-                "assetCount": 0, "importPaths": library.import_paths, "exclusionPatterns": ["**/@eaDir/**", "**/._*"]}
+                "assetCount": 0, "importPaths": library.import_paths, "exclusionPatterns": library.exclusion_patterns}
 
     @staticmethod
     def libraries(world: World, call: Call):
@@ -612,7 +624,8 @@ class Routes:
         owner = world.users.get(body.get("ownerId", ""))
         if owner is None:
             raise ApiError(400, "User not found")
-        library = world.add_library(owner, body.get("name", "Library"), body.get("importPaths", []))
+        library = world.add_library(owner, body.get("name", "Library"), body.get("importPaths", []),
+                                    exclusion_patterns=body.get("exclusionPatterns"))
         return 201, Routes._library(world, library)
 
     @staticmethod
@@ -673,10 +686,36 @@ class Routes:
         return world.search_cache[key]
 
     @staticmethod
+    def _flat(world: World, body: dict[str, Any]) -> dict[str, Any]:
+        """3.2's `filter` tree as the flat fields it stands for (the comparisons the job sends). Older
+        servers do not know it: zod drops the key, and the search lists everything (3.1.0 source)."""
+        tree = body.get("filter")
+        if not tree or not world.has("filter_tree"):
+            return body
+        flat = {k: v for k, v in body.items() if k != "filter"}
+        for name, comparison in tree.items():
+            (op, value), = comparison.items()
+            if (name, op) not in {("libraryId", "eq"), ("originalPath", "eq"), ("checksum", "eq"), ("id", "eq"),
+                                  ("albumIds", "any"), ("isMotion", "eq")}:
+                raise ApiError(400, "Validation failed", [{"code": "unrecognized_keys", "path": ["filter", name],
+                                                          "message": "not modelled by the fake"}])
+            flat["exactPath" if name == "originalPath" else name] = value
+        return flat
+
+    @staticmethod
     def _search_uncached(world: World, call: Call, body: dict[str, Any]):
+        body = Routes._flat(world, body)
         assets = [a for a in world.assets.values() if a.owner_id == call.user.id]
-        if "libraryId" in body:
+        if body.get("libraryId"):  # a null libraryId is no filter (3.1.0: `$if(!!options.libraryId)`)
             assets = [a for a in assets if a.library_id == body["libraryId"]]
+        if body.get("originalPath"):  # f_unaccent(originalPath) ILIKE '%' || value || '%'
+            assets = [a for a in assets if body["originalPath"].lower() in a.original_path.lower()]
+        if body.get("exactPath"):
+            assets = [a for a in assets if a.original_path == body["exactPath"]]
+        if body.get("id"):
+            assets = [a for a in assets if a.id == body["id"]]
+        if "isMotion" in body:  # livePhotoVideoId is (not) null
+            assets = [a for a in assets if (a.live_photo_video_id is not None) == body["isMotion"]]
         if not body.get("withDeleted"):
             assets = [a for a in assets if a.deleted_at is None]
         visibility = body.get("visibility")
@@ -730,10 +769,14 @@ class Routes:
 
     @staticmethod
     def original(world: World, call: Call):
+        """The file as it is on disk NOW (for an external asset, whatever Immich recorded at its last scan),
+        with Express's ETag of its size and modification time."""
         asset = _asset_of(world, call, call.params["id"], "asset.download")
-        if asset.is_offline or (not asset.internal and asset.original_path not in world.disk):
+        if asset.internal:
+            return Stream(asset.blob, asset.mime, f'W/"{asset.blob.size:x}-{int(asset.created_at * 1000):x}"')
+        if asset.is_offline or asset.original_path not in world.disk:
             raise ApiError(500, "Internal server error")  # sendFile on a missing file
-        return Stream(asset.blob, asset.mime)
+        return Stream(world.disk[asset.original_path], asset.mime, world.etag(asset.original_path))
 
     @staticmethod
     def upload(world: World, call: Call):

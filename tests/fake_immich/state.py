@@ -3,7 +3,8 @@ server source (3.1.0), ../shared/immich/API.md, or an observation on a real Immi
 
 Simplifications (deliberate, and harmless to what the job relies on): background jobs run at once
 unless a delay is configured; face coordinates are stored as given (the real server maps them through
-edits both when reading and when creating, which cancels out for the job); one disk for all users.
+edits both when reading and when creating, which cancels out for the job); one disk for all users
+(which is how a shared folder looks to Immich: several libraries, of several users, over one file).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Embedded:
     height: int | None = 480
     make: str | None = None
     faces: list[tuple[int, int, int, int]] = field(default_factory=list)  # what face detection would find
+    content_id: str | None = None  # Apple's ContentIdentifier: live-photo halves share one
 
 
 @dataclass(eq=False)
@@ -105,6 +107,9 @@ class Library:
     import_paths: list[str]
     read_only: bool = False  # Immich cannot delete files there (a read-only mount)
     created_at: float = field(default_factory=time.time)
+    # library.service.ts create(): the exclusion patterns a new library gets
+    exclusion_patterns: list[str] = field(default_factory=lambda: [
+        "**/@eaDir/**", "**/._*", "**/#recycle/**", "**/#snapshot/**", "**/.stversions/**", "**/.stfolder/**"])
 
 
 @dataclass
@@ -137,6 +142,7 @@ class Asset:
     height: int | None = None
     extracted_at: float = 0.0
     updated_at: float = field(default_factory=time.time)
+    content_id: str | None = None
 
     @property
     def internal(self) -> bool:
@@ -225,6 +231,7 @@ VERSION_FEATURES = {
     "edits": (2, 5, 0),
     "bulk_metadata": (2, 5, 0),
     "queues": (3, 0, 0),
+    "filter_tree": (3, 2, 0),  # POST /search/metadata's `filter` (older servers drop it silently)
 }
 
 
@@ -250,6 +257,7 @@ class World:
         self.disk: dict[str, Blob] = {}  # absolute path -> content
         self.disk_mtime: dict[str, str] = {}
         self.disk_sidecars: dict[str, dict[str, Any]] = {}
+        self.removed_files: list[tuple[str, Blob, str]] = []  # (path, content, owner of the asset whose deletion removed it)
         self.embedded: dict[bytes, Embedded] = {}  # sha1 -> what the file says
         self.queue_backlog: Any = None  # int, or a callable returning {queue: jobs}
         self.extraction_delay = 0.0
@@ -288,8 +296,21 @@ class World:
         if sidecar is not None:
             self.disk_sidecars[path] = sidecar
 
-    def add_library(self, owner: User, name: str, import_paths: list[str], *, read_only: bool = False) -> Library:
+    def etag(self, path: str) -> str:
+        """Express's sendFile ETag of the file as it is now: W/"<size hex>-<mtime ms hex>" (seen on 3.1.0)."""
+        blob = self.disk[path]
+        mtime = int(datetime.fromisoformat(self.disk_mtime[path].replace("Z", "+00:00")).timestamp() * 1000)
+        return f'W/"{blob.size:x}-{mtime:x}"'
+
+    def rewrite_file(self, path: str, blob: Blob, mtime: str) -> None:
+        """The file changes on disk; Immich notices only at its next library scan (API.md)."""
+        self.put_file(path, blob, mtime=mtime)
+
+    def add_library(self, owner: User, name: str, import_paths: list[str], *, read_only: bool = False,
+                    exclusion_patterns: list[str] | None = None) -> Library:
         library = Library(new_id(), owner.id, name, import_paths, read_only)
+        if exclusion_patterns is not None:
+            library.exclusion_patterns = exclusion_patterns
         self.libraries[library.id] = library
         return library
 
@@ -310,7 +331,7 @@ class World:
         for path in sorted(self.disk):
             if not any(path.startswith(p.rstrip("/") + "/") for p in library.import_paths):
                 continue
-            if path in known:
+            if path in known or any(_glob(pattern).fullmatch(path) for pattern in library.exclusion_patterns):
                 continue
             imported.append(self._import(library, path))
         for path, asset in known.items():
@@ -366,10 +387,29 @@ class World:
             exif["rating"] = None if sidecar["rating"] in (-1, 0) else sidecar["rating"]
         if "tags" in sidecar:
             tags = list(sidecar["tags"])
+        asset.content_id = emb.content_id  # asset_exif.livePhotoCID (not in the API's answers)
         asset.exif = exif
         asset.tag_ids = [self.upsert_tag(asset.owner_id, value).id for value in tags]
         asset.width, asset.height = emb.width, emb.height
         asset.extracted_at = time.time()
+        if emb.content_id:
+            self.link_live_photos(asset, emb.content_id)
+
+    def link_live_photos(self, asset: Asset, content_id: str) -> None:
+        """metadata.service linkLivePhotos: the first asset of the OTHER type with the same
+        ContentIdentifier among ALL the owner's assets (findLivePhotoMatch ignores the library and the
+        trash) becomes the other half; the video is hidden and leaves every album."""
+        other_type = "IMAGE" if asset.type == "VIDEO" else "VIDEO"
+        match = next((a for a in self.assets.values() if a.id != asset.id and a.owner_id == asset.owner_id
+                      and a.type == other_type and a.content_id == content_id), None)
+        if match is None:
+            return
+        photo, motion = (asset, match) if asset.type == "IMAGE" else (match, asset)
+        photo.live_photo_video_id = motion.id
+        motion.visibility = "hidden"
+        for album in self.albums.values():
+            if motion.id in album.asset_ids:
+                album.asset_ids.remove(motion.id)
 
     def is_extracted(self, asset: Asset) -> bool:
         return time.time() >= asset.extracted_at
@@ -535,12 +575,22 @@ class World:
         return stack
 
     def trash(self, assets: list[Asset], *, force: bool) -> None:
+        """asset.service deleteAll: deletedAt is set either way; `force` deletes for good at once. With the
+        trash disabled a plain delete still only sets deletedAt: the nightly check purges it (API.md)."""
         now = time.time()
         for asset in assets:
             asset.deleted_at = asset.deleted_at or now
-        if force or not self.features["trash"]:
+        if force:
             for asset in assets:
                 self.final_delete(asset)
+
+    def nightly_deletion_check(self, trash_days: float = 30) -> None:
+        """asset.service handleAssetDeletionCheck: every asset trashed longer ago than the trash days (0
+        when the trash is disabled) is deleted for good, its file too unless it is offline."""
+        days = trash_days if self.features["trash"] else 0
+        cutoff = time.time() - days * 86400
+        for asset in [a for a in self.assets.values() if a.deleted_at is not None and a.deleted_at <= cutoff]:
+            self.final_delete(asset)
 
     def empty_trash(self, owner_id: str) -> None:
         for asset in [a for a in self.assets.values() if a.owner_id == owner_id and a.deleted_at is not None]:
@@ -581,9 +631,10 @@ class World:
             if not any(a.live_photo_video_id == asset.live_photo_video_id for a in self.assets.values()):
                 self.final_delete(self.assets[asset.live_photo_video_id])
         if not asset.internal and not asset.is_offline:
+            # the FILE goes, whatever else (another library, another user) still points at it
             library = self.libraries.get(asset.library_id or "")
-            if library is not None and not library.read_only:
-                self.disk.pop(asset.original_path, None)
+            if library is not None and not library.read_only and asset.original_path in self.disk:
+                self.removed_files.append((asset.original_path, self.disk.pop(asset.original_path), asset.owner_id))
                 self.disk_sidecars.pop(asset.original_path, None)
 
     # --- albums ---------------------------------------------------------------------------------
@@ -632,3 +683,22 @@ def _iso_field(value: str) -> str:
         moment = moment.replace(tzinfo=timezone.utc)
     return iso(moment.timestamp())
 
+
+
+def _glob(pattern: str):
+    """A picomatch-like glob for the fake's scan: `**` any folders, `*` and `?` within one name."""
+    import re
+
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:[^/]*/)*", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)

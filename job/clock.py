@@ -1,0 +1,29 @@
+"""The job's time, in one seam: wall-clock time (claims, journals), monotonic time (limits, waits) and
+waiting. Everything that waits or reads the time goes through a Clock, so tests drive time instead of
+sleeping (`tests/clock.py` has one that jumps forward when waited on)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class Clock:
+    def time(self) -> float:
+        """Seconds since the epoch (stored in journals and claims, compared across processes)."""
+        return time.time()
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (limits and waits within one process)."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float, until: threading.Event | None = None) -> bool:
+        """Wait `seconds`, or less when `until` is set meanwhile; True when it was set."""
+        if until is not None:
+            return until.wait(max(0.0, seconds))
+        if seconds > 0:
+            time.sleep(seconds)
+        return False
+
+
+SYSTEM = Clock()

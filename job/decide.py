@@ -1,0 +1,159 @@
+"""Pure decisions: given what is known about a unit, what happens to it. No I/O here.
+
+`decide` looks at one external asset (and its live-photo video) before anything is touched; `file_holds`
+and `twins` look at who else holds the same file. The mover asks them when it reads a unit, and the
+delete gate asks them again, with fresh facts, right before it deletes (`job/move/gate.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from job import journal, paths
+from job.immich.models import Asset, Library
+from job.outcome import Hold, Skip
+from job.settings import DeleteMode
+
+
+class Action(str, Enum):
+    MOVE = "move"  # bring the bytes, carry, verify, delete
+    FINISH = "finish"  # an earlier run brought the bytes (its journal says where): verify, delete
+    SKIP = "skip"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    skip: Skip | None = None
+    hold: Hold | None = None
+    details: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """What `plan` prints."""
+        if self.action is Action.SKIP:
+            return f"skip ({self.skip.value})"
+        if self.action is Action.HOLD:
+            return f"hold ({self.hold.value})"
+        if self.action is Action.FINISH:
+            return "finish (copied earlier: verify, delete)"
+        return "move (upload, or merge if already internal)"
+
+
+MOVE = Decision(Action.MOVE)
+FINISH = Decision(Action.FINISH)
+
+
+def skip(reason: Skip) -> Decision:
+    return Decision(Action.SKIP, skip=reason)
+
+
+def hold(reason: Hold, *details: str) -> Decision:
+    return Decision(Action.HOLD, hold=reason, details=details)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a run may move: its user, the libraries it selected, and what it knows of all libraries."""
+
+    user_id: str
+    selected: frozenset[str]
+    libraries: tuple[Library, ...] = ()  # every library the key can see (all of them with an admin key)
+    complete: bool = True  # False: the key cannot list libraries, other users' are unknown
+    assume_unshared: bool = False  # EXT2INT_ASSUME_UNSHARED: the user asserts no other user's library holds these files
+    owners: dict[str, str] = field(default_factory=dict)  # user id -> name, for messages
+    media_root: str | None = None  # Immich's own media folder, once an internal asset showed it
+
+    def library_name(self, library_id: str | None) -> str:
+        found = next((lib for lib in self.libraries if lib.id == library_id), None)
+        return f"'{found.name}'" if found and found.name else str(library_id)
+
+    def describe(self, library: Library) -> str:
+        owner = self.owners.get(library.ownerId, library.ownerId)
+        return f"{owner}'s library '{library.name or library.id}'"
+
+
+def decide(source: Asset, *, scope: Scope, delete_mode: DeleteMode, entry: dict | None = None,
+           video: Asset | None = None, video_expected: bool = False, stills: list[Asset] | None = None) -> Decision:
+    """What to do with `source` (and its live-photo `video`, when it is a still with one). For a hidden
+    video that no listed still points at, `stills` are the stills that use it as their video."""
+    if source.ownerId != scope.user_id:
+        return skip(Skip.OTHER_OWNER)
+    if not source.is_external:
+        return skip(Skip.NOT_EXTERNAL)
+    if source.isTrashed:
+        return skip(Skip.TRASHED)
+    if source.isOffline:
+        return skip(Skip.OFFLINE)
+    if source.visibility == "locked":
+        return skip(Skip.LOCKED)
+    if video_expected:
+        if video is None or video.isOffline or video.isTrashed or video.ownerId != scope.user_id:
+            return skip(Skip.LIVE_VIDEO_UNAVAILABLE)
+        if video.is_external and video.libraryId not in scope.selected:
+            return hold(Hold.LIVE_VIDEO_ELSEWHERE, f"its video {video.originalPath} is in library "
+                                                   f"{scope.library_name(video.libraryId)}")
+    if stills:
+        live = [s for s in stills if not s.isTrashed]
+        if not live:
+            return skip(Skip.LIVE_STILL_TRASHED)
+        return hold(Hold.LIVE_STILL_ELSEWHERE, *(f"{s.originalPath} uses it as its video" for s in live))
+    state = journal.state_of(entry)
+    if journal.journal_matches(entry, source):
+        if state is journal.State.LOOP:
+            return skip(Skip.REIMPORT_LOOP)
+        if state is journal.State.KEPT and delete_mode is DeleteMode.KEEP:
+            return skip(Skip.KEPT)
+        return FINISH
+    return MOVE
+
+
+def moves_with(video: Asset | None, scope: Scope) -> bool:
+    """Is a still's video moved (and deleted) with it? Only when it is itself an external asset of a
+    selected library; any other video (an internal one from a phone backup) is linked to, never
+    deleted, never uploaded as a source."""
+    return video is not None and video.is_external and video.libraryId in scope.selected
+
+
+# --- who else holds the file ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileView:
+    """What the libraries say about one file: a hold, or whether the user's own assets at the path must
+    be looked up (another of the user's libraries covers it, or the libraries are unknown)."""
+
+    hold: Decision | None = None
+    look_up: bool = False
+
+
+def file_holds(path: str, library_id: str | None, scope: Scope) -> FileView:
+    """Deleting an external asset for good deletes its file, whatever else points at it. Which other
+    libraries could hold the same file, and may this run let it go?"""
+    if paths.in_immich_storage(path, scope.media_root):
+        return FileView(hold(Hold.IMMICH_STORAGE, f"{path} is inside Immich's media folder {scope.media_root}"))
+    others = [lib for lib in paths.covering(scope.libraries, path) if lib.id != library_id]
+    theirs = [lib for lib in others if lib.ownerId != scope.user_id]
+    if theirs:
+        return FileView(hold(Hold.SHARED_WITH_USER, *(f"also in {scope.describe(lib)}" for lib in theirs)))
+    if not scope.complete and not scope.assume_unshared:
+        return FileView(hold(Hold.SHARING_UNKNOWN))
+    return FileView(look_up=bool(others) or not scope.complete)
+
+
+def twins(source: Asset, found: Iterable[Asset], scope: Scope) -> tuple[Decision | None, list[Asset]]:
+    """The user's other live assets at the same path: path twins in selected libraries move with the
+    source (same file, same bytes, one target); anything else holds it."""
+    moving: list[Asset] = []
+    for other in found:
+        if other.id == source.id or other.originalPath != source.originalPath or other.isTrashed or other.isOffline:
+            continue
+        if not other.is_external:
+            return hold(Hold.IMMICH_STORAGE, f"{other.originalPath} is also the file of internal asset {other.id}"), []
+        if other.libraryId not in scope.selected:
+            return hold(Hold.SHARED_UNSELECTED, f"also in your library {scope.library_name(other.libraryId)}"), []
+        moving.append(other)
+    return None, sorted(moving, key=lambda a: a.id)

@@ -1,0 +1,142 @@
+"""What the job writes into Immich's asset metadata (key/values), and how it reads it back. Pure.
+
+- The journal, on an external source (key `immich-ext2int`): which internal asset holds its bytes, the
+  bytes' SHA-1 and size, the file's state when they were hashed, and how far the move got. A later run
+  finishes the move from it without a second transfer (after proving the bytes again).
+- The provenance, on an internal target (same key): every source it replaced, with path, library,
+  SHA-1 and size, and the run that moved it.
+- The claim, on a source (key `immich-ext2int-claim`): which run (and which unit of it) is working on
+  the asset, until when. Two processes never act on one asset at once (see `job/move/claim.py`).
+Every key that starts with `immich-ext2int` is the job's own: never carried, never compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from job.immich.models import Asset, MetadataItem
+
+KEY = "immich-ext2int"
+CLAIM_KEY = "immich-ext2int-claim"
+VERSION = 1
+MAX_PROVENANCE_SOURCES = 20
+
+
+class State(str, Enum):
+    """How far the move of a source got, as its journal says."""
+
+    COPIED = "copied"  # the target holds the bytes; curation carried or waiting
+    KEPT = "kept"  # done with EXT2INT_DELETE=keep
+    LOOP = "loop"  # a re-import of a file already moved (Immich could not delete it)
+    HELD = "held"  # a relation or a conflict holds it; the target holds the bytes
+
+
+def ours(key: str) -> bool:
+    return key == KEY or key.startswith(KEY + "-")
+
+
+def value_of(items: tuple[MetadataItem, ...] | list[MetadataItem] | None, key: str = KEY) -> dict[str, Any] | None:
+    for item in items or ():
+        if item.key == key:
+            return dict(item.value)
+    return None
+
+
+def stamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def seconds(text: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+# --- the journal (on a source) --------------------------------------------------------------------
+
+
+def journal(state: State, *, target: str, sha1: str, size: int, created: bool, source: Asset, at: float,
+            etag: str | None, run: str) -> dict[str, Any]:
+    return {"v": VERSION, "state": state.value, "target": target, "sha1": sha1, "size": size, "created": created,
+            "sourceModifiedAt": source.fileModifiedAt, "sourceSize": source.size, "etag": etag, "at": stamp(at),
+            "run": run}
+
+
+def journal_matches(entry: dict[str, Any] | None, source: Asset) -> bool:
+    """A journal entry is trusted only while Immich still knows the file as it was when its bytes were
+    hashed (same modification time and size). Immich learns of a rewritten file only at its next library
+    scan, so the delete gate hashes the bytes again before a move finished from a journal deletes."""
+    if not entry or entry.get("v") != VERSION or not entry.get("target") or not entry.get("sha1"):
+        return False
+    return entry.get("sourceModifiedAt") == source.fileModifiedAt and entry.get("sourceSize") == source.size
+
+
+def state_of(entry: dict[str, Any] | None) -> State | None:
+    try:
+        return State((entry or {}).get("state"))
+    except ValueError:
+        return None
+
+
+# --- the provenance (on a target) -----------------------------------------------------------------
+
+
+def upload_provenance(source: Asset, at: float, run: str) -> dict[str, Any]:
+    """The entry sent with the upload itself (the transfer adds the bytes' SHA-1 and size)."""
+    return {"source": source.id, "library": source.libraryId, "path": source.originalPath, "at": stamp(at), "run": run}
+
+
+def provenance(before: dict[str, Any] | None, source: Asset, *, sha1: str, size: int, at: float, run: str) -> dict[str, Any]:
+    """The target's marker with `source` added (replacing an older entry of the same source)."""
+    entries = [e for e in (before or {}).get("sources", []) if e.get("source") != source.id]
+    entries.append({**upload_provenance(source, at, run), "sha1": sha1, "size": size})
+    return {"v": VERSION, "sources": entries[-MAX_PROVENANCE_SOURCES:]}
+
+
+def made_for(marker: dict[str, Any] | None, source_ids: list[str]) -> bool:
+    """Was this internal asset uploaded for one of these sources (the same file: a source and its path
+    twins), by an earlier, interrupted run or another unit of this one?"""
+    sources = (marker or {}).get("sources", [])
+    return len(sources) == 1 and sources[0].get("source") in source_ids
+
+
+# --- claims (on sources) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    run: str
+    unit: str  # the id of the asset the unit is named after
+    until: float  # wall-clock seconds
+
+    def value(self) -> dict[str, Any]:
+        return {"v": VERSION, "run": self.run, "unit": self.unit, "until": stamp(self.until)}
+
+    @classmethod
+    def of(cls, value: dict[str, Any] | None) -> Claim | None:
+        if not value or value.get("v") != VERSION:
+            return None
+        until = seconds(value.get("until"))
+        if until is None:
+            return None
+        return cls(str(value.get("run", "")), str(value.get("unit", "")), until)
+
+    def same_holder(self, other: Claim | None) -> bool:
+        return other is not None and (other.run, other.unit) == (self.run, self.unit)
+
+
+def claim_blocks(current: Claim | None, mine: Claim, now: float) -> bool:
+    """Does `current` (read from the asset) keep `mine` from taking it? A claim of another holder blocks
+    until it expires."""
+    return current is not None and not mine.same_holder(current) and now < current.until
+
+
+def claim_holds(current: Claim | None, mine: Claim, now: float, margin: float) -> bool:
+    """Is `mine` still the claim on the asset, with at least `margin` seconds left? The holder stops
+    acting that long before the expiry, so that another process whose clock runs ahead by less than
+    `margin` never sees the claim expired while the holder still acts on it."""
+    return mine.same_holder(current) and current is not None and now + margin < current.until

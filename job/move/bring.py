@@ -1,0 +1,128 @@
+"""Bringing the bytes: make sure an internal asset of the user holds exactly a source's bytes, and prove
+it (SHA-1 and size). Safe to repeat: an upload of bytes Immich already has answers "duplicate", and a
+journal written by an earlier run names the target without a new transfer."""
+
+from __future__ import annotations
+
+from job import journal
+from job.immich import errors
+from job.immich.models import Asset
+from job.move.context import Member, RunContext, StepFailed
+from job.outcome import Stage
+from job.transfer import Transferred, stream_to_upload, with_retries
+
+
+def from_journal(ctx: RunContext, member: Member, *states: journal.State) -> Asset | None:
+    """The target an earlier run's journal names, still proven to hold the bytes (reads only): fills in
+    `member` from it. None when there is no such journal, or its target no longer proves."""
+    source = member.source
+    entry = source.marker()
+    if not journal.journal_matches(entry, source.asset) or journal.state_of(entry) not in states:
+        return None
+    target = _journal_target(ctx, entry)
+    if target is not None:
+        member.target_id, member.sha1, member.size = target.id, entry["sha1"], entry["size"]
+        member.created, member.earlier, member.etag = bool(entry.get("created")), True, entry.get("etag")
+        member.marker = None if member.created else _marker_of(ctx, target.id)
+    return target
+
+
+def bring(ctx: RunContext, member: Member) -> None:
+    """Fill in `member`'s target and the proof of its bytes."""
+    source = member.source
+    target = from_journal(ctx, member, journal.State.COPIED, journal.State.KEPT, journal.State.HELD)
+    if target is not None:
+        restore_if_trashed(ctx, target)
+        return
+
+    def attempt() -> Transferred:
+        return stream_to_upload(ctx.client, source.asset, visibility=source.asset.visibility,
+                                live_photo_video_id=member.live_target, on_bytes=ctx.on_bytes,
+                                marker=journal.upload_provenance(source.asset, ctx.clock.time(), ctx.run_id))
+
+    try:
+        sent = with_retries(attempt, ctx.settings.transfer_retries, ctx.clock, stop=ctx.hard_stop.is_set)
+    except errors.TruncatedTransfer as exc:
+        raise StepFailed(Stage.DOWNLOAD, str(exc)) from None
+    member.target_id, member.sha1, member.size, member.etag = sent.result.id, sent.sha1, sent.size, sent.etag
+    member.transferred, member.proven_at = True, ctx.clock.monotonic()
+    if sent.result.status == "created":
+        # Immich computed the new asset's checksum from the very bytes we hashed: the first verify read
+        # proves it (checksum and size) before anything is deleted.
+        member.created, member.fresh, member.provenance = True, True, sent.provenance
+        return
+    target = ctx.client.asset(sent.result.id)
+    problem = disproof(ctx, target, sent.sha1, sent.size, source.asset)
+    if problem:
+        raise StepFailed(Stage.PROVE, problem)
+    member.marker = _marker_of(ctx, target.id)
+    member.created = journal.made_for(member.marker, member.ids)
+    if member.created:
+        member.marker = None
+    restore_if_trashed(ctx, target)
+
+
+def _journal_target(ctx: RunContext, entry: dict) -> Asset | None:
+    try:
+        target = ctx.client.asset(entry["target"])
+    except errors.NotFound:
+        return None
+    return None if disproof(ctx, target, entry["sha1"], entry["size"], None) else target
+
+
+def _marker_of(ctx: RunContext, target_id: str) -> dict | None:
+    return journal.value_of(ctx.client.metadata_of(target_id))
+
+
+def disproof(ctx: RunContext, target: Asset, sha1: str, size: int, source: Asset | None) -> str:
+    """Why `target` does not prove to hold the bytes we hashed; '' when it does."""
+    if target.is_external:
+        return f"the duplicate Immich named ({target.id}) is not an internal asset"
+    if target.ownerId != ctx.scope.user_id:
+        return f"the target {target.id} belongs to another user"
+    if target.checksum != sha1:
+        return f"checksum differs: downloaded {sha1}, internal asset {target.id} has {target.checksum}"
+    if target.size is not None and target.size != size:
+        return f"size differs: downloaded {size} bytes, internal asset {target.id} has {target.size}"
+    if source is not None and source.size is not None and source.size != size:
+        return (f"downloaded {size} bytes but Immich knows the file as {source.size} bytes: "
+                "the file changed on disk since the last library scan; rescan the library and run again")
+    return ""
+
+
+def restore_if_trashed(ctx: RunContext, target: Asset) -> None:
+    """A duplicate in the trash would vanish when the trash is emptied: the photo was visible as an
+    external asset, so it must stay visible."""
+    if target.isTrashed:
+        ctx.client.restore([target.id])
+
+
+def reimport_loop(ctx: RunContext, member: Member) -> bool:
+    """Immich re-imports a file it could not delete (read-only mount) as a new external asset. Its
+    bytes then land on a target whose marker already names the same path and library."""
+    if member.created:
+        return False
+    src = member.source.asset
+    for entry in (member.marker or {}).get("sources", []):
+        if entry.get("source") != src.id and entry.get("path") == src.originalPath and entry.get("library") == src.libraryId:
+            try:
+                if not ctx.client.asset(entry["source"]).isTrashed:
+                    continue  # both still exist: two assets, not a loop
+            except errors.NotFound:
+                pass
+            return True
+    return False
+
+
+def write_journals(ctx: RunContext, members: list[Member], state: journal.State) -> None:
+    """Journal every source of `members`: a later run finishes from here without a new transfer."""
+    writes = [(f.asset.id, journal.KEY, journal.journal(state, target=m.target_id, sha1=m.sha1, size=m.size,
+                                                        created=m.created, source=f.asset, at=ctx.clock.time(),
+                                                        etag=m.etag, run=ctx.run_id))
+              for m in members if m.target_id for f in m.sources]
+    if not writes:
+        return
+    stored = ctx.client.upsert_metadata(writes, bulk=ctx.caps.bulk_metadata)
+    if ctx.caps.bulk_metadata and not {(a, k) for a, k, _ in writes} <= {(s.assetId, s.key) for s in stored}:
+        raise StepFailed(Stage.CARRY, "Immich did not store the journal")
+

@@ -1,0 +1,109 @@
+"""Carrying the curation: decide what the target must hold (merging, and naming every conflict), put
+the provenance and key/values on it, copy albums, links and stack, and turn each kind of write into
+Immich calls. Every write is computed from what the target still lacks, so repeating is harmless,
+except the stack copy, which is asked only while the target is not in the source's stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from job import journal
+from job.facts import Facts
+from job.move import faces, read
+from job.move.context import Identity, Member, RunContext
+from job.record import Conflict, Record, blocking, merge, record_of
+from job.writes import Write, WriteKind, writes_for
+
+
+def expectation(ctx: RunContext, member: Member, ids: Identity) -> tuple[Record, Facts | None, list[Conflict]]:
+    """What the target must hold: every source's record merged into the target's own (or, for a target
+    made for the source, into the first source's), the target before any write of ours, and the
+    conflicts that hold the unit under EXT2INT_ON_CONFLICT."""
+    policy, join = ctx.settings.on_conflict, ctx.settings.join_descriptions
+    records = [record_of(f, ids.source) for f in member.sources]
+    member.carried = {f.asset.id: r for f, r in zip(member.sources, records)}
+    before = None if member.created else read.target(ctx, member.target_id, member.sources)
+    expected = records[0] if member.created else record_of(before, ids.target)
+    conflicts: list[Conflict] = []
+    for record in records[1:] if member.created else records:
+        expected, found = merge(record, expected, policy, join)
+        conflicts += found
+    return expected, before, blocking(conflicts, policy)
+
+
+def carry(ctx: RunContext, member: Member, before: Facts | None, ids: Identity) -> None:
+    """Provenance and key/values on the target, and the copy (albums, shared links, stack; the sidecar
+    for a new target), side by side: they touch different things."""
+    target = member.target_id
+    kv = {m.key: m.value for f in member.sources for m in f.metadata or () if not journal.ours(m.key)}
+    writes = [(target, k, v) for k, v in sorted(kv.items())]
+    # A new asset got its provenance with its upload; a merge target gets each source added to its list.
+    if not (member.created and (member.provenance or not member.transferred)):
+        marker = member.marker
+        for f in member.sources:
+            marker = journal.provenance(marker, f.asset, sha1=member.sha1, size=member.size,
+                                        at=ctx.clock.time(), run=ctx.run_id)
+        writes.append((target, journal.KEY, marker))
+    first = None
+    if ctx.caps.copy:
+        baseline = record_of(before, ids.target) if before else Record()
+        planned = writes_for(member.expected, baseline, member.sources, can_copy=True, can_edit=ctx.caps.edits)
+        first = next((w for w in planned if w.kind is WriteKind.COPY), None)
+        if first is None and member.created:  # the sidecar still comes with the first copy
+            first = Write(WriteKind.COPY, {"albums": False, "shared_links": False, "stack": False})
+    ctx.fan((lambda: ctx.client.upsert_metadata(writes, bulk=ctx.caps.bulk_metadata)) if writes else (lambda: None),
+            (lambda: copy(ctx, member, first.args, sidecar=member.created)) if first else (lambda: None))
+
+
+def copy(ctx: RunContext, member: Member, args: Any, *, sidecar: bool) -> None:
+    """PUT /assets/copy from every source. The stack flag only while the target is not yet in that
+    source's stack: a repeated stack copy dissolves the stack (see endpoints.py)."""
+    for index, source in enumerate(member.sources):
+        stack = bool(args.get("stack")) and source.asset.stack is not None
+        if stack:
+            current = ctx.client.asset(member.target_id).stack
+            stack = current is None or current.id != source.asset.stack.id
+        ctx.client.copy(source.asset.id, member.target_id, albums=bool(args.get("albums", True)),
+                        shared_links=bool(args.get("shared_links", True)), stack=stack, favorite=False,
+                        sidecar=sidecar and index == 0)
+
+
+def apply(ctx: RunContext, writes: list[Write], member: Member, target: Facts) -> None:
+    """Each write as Immich calls. A kind without a case here is a bug, and says so."""
+    c, tid = ctx.client, member.target_id
+    for w in writes:
+        kind, args = w.kind, w.args
+        if kind is WriteKind.COPY:
+            copy(ctx, member, args, sidecar=False)  # carry copied the sidecar: a second copy re-extracts again
+        elif kind is WriteKind.ADD_ALBUMS:
+            c.add_to_albums(args["album_ids"], [tid])
+        elif kind is WriteKind.ADD_SHARED_LINKS:
+            for link in args["link_ids"]:
+                c.add_to_shared_link(link, [tid])
+        elif kind is WriteKind.JOIN_STACK:
+            primary = args["primary_id"]
+            c.create_stack([primary, tid] if primary != tid else [tid, member.source.asset.id])
+        elif kind is WriteKind.SET_FIELDS:
+            c.update_assets([tid], **args)
+        elif kind is WriteKind.ADD_TAGS:
+            if args["tag_ids"]:
+                c.tag_assets(args["tag_ids"], [tid])
+        elif kind is WriteKind.LINK_LIVE_VIDEO:
+            if member.live_target:
+                c.link_live_video(tid, member.live_target)
+        elif kind is WriteKind.MAKE_STACK_PRIMARY:
+            stack = c.asset(tid).stack
+            if stack and stack.primaryAssetId != tid:
+                c.set_stack_primary(stack.id, tid)
+        elif kind is WriteKind.SET_EDITS:
+            c.set_edits(tid, args["edits"])
+        elif kind is WriteKind.PUT_METADATA:
+            if args["items"]:
+                c.upsert_metadata([(tid, k, v) for k, v in args["items"]], bulk=ctx.caps.bulk_metadata)
+        elif kind is WriteKind.SET_COVERS:
+            for album in args["album_ids"]:
+                c.set_album_cover(album, tid)
+        elif kind is WriteKind.ADD_FACES:
+            faces.reconcile(ctx, member, target)
+        else:
+            raise AssertionError(f"no way to apply a write of kind {kind}")

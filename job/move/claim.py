@@ -1,0 +1,72 @@
+"""Runs exclude each other: two processes (a CronJob and a manual run, two compose services, a restarted
+pod, or several workers sharing a big library) never both act on one asset.
+
+Immich itself is the coordination store, so nothing else has to run beside the job: a claim is a
+key/value (`immich-ext2int-claim`) on each source of a unit, naming the run and the unit, with an
+expiry. Immich offers no compare-and-set, so the claim follows Fischer's mutual-exclusion protocol:
+
+1. read the claims; if any belongs to another holder and has not expired, the unit is skipped;
+2. write ours, all in one request, and insist that the read and the write took at most D seconds
+   together (else start over);
+3. wait W > D seconds, read the claims again, and act only if every one is still ours.
+
+Why at most one holder acts: suppose A and B both read back their own claim on an asset in step 3, and
+A's write took effect first. B's write must have come after A's step-3 read (else A would have read
+B's claim), so at least W after A's write; B's step-1 read came at most D before B's write, so more than
+W - D > 0 after A's write: B read A's live claim and stopped at step 1. A contradiction.
+A crashed holder's claim expires by itself after EXT2INT_CLAIM_TTL. Claims compare wall-clock times
+across processes: a holder stops acting when less than Settings.claim_margin of its claim is left, so
+clocks that disagree by less than that (NTP keeps them far closer) cannot let two processes act.
+"""
+
+from __future__ import annotations
+
+from job import journal
+from job.immich.models import MetadataItem
+from job.journal import CLAIM_KEY, Claim
+from job.move.context import RunContext
+
+
+def take(ctx: RunContext, ids: list[str], unit: str) -> tuple[Claim, float] | None:
+    """Steps 1 and 2 for the assets `ids`. Returns our claim and when it was written (monotonic), or None
+    when another live claim holds one of them (or Immich answered too slowly to claim safely)."""
+    clock, limit = ctx.clock, ctx.settings.claim_read_write
+    for _ in range(3):
+        mine = Claim(ctx.run_id, unit, clock.time() + ctx.settings.claim_ttl)
+        started = clock.monotonic()
+        current = read(ctx, ids)
+        now = clock.time()
+        if any(journal.claim_blocks(current[i], mine, now) for i in ids):
+            return None
+        ctx.client.upsert_metadata([(i, CLAIM_KEY, mine.value()) for i in ids], bulk=ctx.caps.bulk_metadata)
+        written = clock.monotonic()
+        if written - started <= limit:
+            return mine, written
+    return None
+
+
+def confirm(ctx: RunContext, claim: Claim, ids: list[str], written: float) -> bool:
+    """Step 3: after the wait, are all the claims still ours?"""
+    ctx.sleep(max(0.0, written + ctx.settings.claim_wait - ctx.clock.monotonic()))
+    current = read(ctx, ids)
+    return all(claim.same_holder(current[i]) for i in ids)
+
+
+def holds(ctx: RunContext, claim: Claim | None, metadata: tuple[MetadataItem, ...] | None) -> bool:
+    """Is `claim` still the one on an asset whose key/values are `metadata`, with time to spare?"""
+    current = Claim.of(journal.value_of(metadata, CLAIM_KEY))
+    return claim is not None and journal.claim_holds(current, claim, ctx.clock.time(), ctx.settings.claim_margin)
+
+
+def release(ctx: RunContext, claim: Claim | None, ids: list[str]) -> None:
+    """Let others take the assets at once: our claims, expired. Only written while they are still ours
+    and alive (nobody else writes over a live claim), so this never clobbers another holder's."""
+    if claim is None or not ids or ctx.clock.time() + ctx.settings.claim_margin >= claim.until:
+        return
+    over = Claim(claim.run, claim.unit, 0.0)
+    ctx.client.upsert_metadata([(i, CLAIM_KEY, over.value()) for i in ids], bulk=ctx.caps.bulk_metadata)
+
+
+def read(ctx: RunContext, ids: list[str]) -> dict[str, Claim | None]:
+    values = ctx.fan(*[(lambda i=i: ctx.client.metadata_of(i)) for i in ids])
+    return {i: Claim.of(journal.value_of(items, CLAIM_KEY)) for i, items in zip(ids, values)}

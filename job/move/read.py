@@ -1,0 +1,89 @@
+"""Reading: a source's whole curated record, a target's (with the kinds its sources have), what cannot
+move, and who else holds a source's file. Only reads; safe to repeat at any time."""
+
+from __future__ import annotations
+
+from job import journal
+from job.decide import Decision, file_holds, twins
+from job.facts import Facts
+from job.immich import errors
+from job.immich.models import Asset
+from job.move.context import RunContext
+
+
+def source(ctx: RunContext, asset_id: str) -> Facts:
+    """Everything curated about a source, read side by side. Optional kinds are read only when the
+    asset has them, so a plain photo costs three reads."""
+    c = ctx.client
+    for attempt in range(1, 4):
+        asset, albums, metadata = ctx.fan(lambda: c.asset(asset_id), lambda: c.albums(asset_id),
+                                          lambda: c.metadata_of(asset_id))
+        try:
+            faces, edits, stack = ctx.fan(
+                (lambda: tuple(c.faces_of(asset_id))) if asset.people else (lambda: ()),
+                (lambda: tuple(c.edits_of(asset_id))) if asset.isEdited and ctx.caps.edits else (lambda: None),
+                (lambda stack_id=asset.stack.id: c.stack(stack_id)) if asset.stack else (lambda: None),
+            )
+            break
+        except (errors.NotFound, errors.BadRequest):
+            # The stack can vanish between reading the asset and reading its stack: another member's
+            # move (POST /stacks, or the copy endpoint merging stacks) replaces it with a new one. Read
+            # the asset again to learn the new stack; a real error repeats.
+            if asset.stack is None or attempt == 3:
+                raise
+    return Facts(asset=asset, albums=tuple(albums), metadata=tuple(metadata), faces=faces, edits=edits,
+                 stack=stack, shared_links=ctx.shared_links.get(asset_id, frozenset()))
+
+
+def maybe_asset(ctx: RunContext, asset_id: str) -> Asset | None:
+    try:
+        return ctx.client.asset(asset_id)
+    except errors.NotFound:
+        return None
+
+
+def target(ctx: RunContext, target_id: str, like: list[Facts]) -> Facts:
+    """The target, read with the kinds its sources have (what the comparison needs), side by side."""
+    c = ctx.client
+    albums = any(f.albums for f in like)
+    metadata = any(not journal.ours(m.key) for f in like for m in f.metadata or ())
+    faces = any(f.faces for f in like)
+    edits = any(f.edits is not None for f in like)
+    links = frozenset(link for f in like for link in f.shared_links or ())
+    asset, album_list, items, face_list, edit_list, in_links = ctx.fan(
+        lambda: c.asset(target_id),
+        (lambda: tuple(c.albums(target_id))) if albums else (lambda: ()),
+        (lambda: tuple(c.metadata_of(target_id))) if metadata else (lambda: ()),
+        (lambda: tuple(c.faces_of(target_id))) if faces else (lambda: ()),
+        (lambda: tuple(c.edits_of(target_id))) if edits else (lambda: None),
+        (lambda: frozenset(link for link in links if any(a.id == target_id for a in c.shared_link(link).assets)))
+        if links else (lambda: frozenset()),
+    )
+    stack = c.stack(asset.stack.id) if asset.stack and any(f.stack for f in like) else None
+    return Facts(asset=asset, albums=album_list, metadata=items, faces=face_list, edits=edit_list, stack=stack,
+                 shared_links=in_links)
+
+
+def cannot_move(ctx: RunContext, facts: Facts) -> list[str]:
+    notes = []
+    for album in facts.albums or ():
+        if album.shared and album.isActivityEnabled:
+            count = ctx.client.activity_count(album.id, facts.asset.id)
+            if count:
+                notes.append(f"{count} comments/likes in shared album '{album.albumName}' stay with the old asset")
+    shown = ctx.memories.get(facts.asset.id, 0)
+    if shown:
+        notes.append(f"shown in {shown} memories; Immich makes new memories from the moved photo")
+    return notes
+
+
+def path_twins(ctx: RunContext, facts: Facts) -> tuple[Decision | None, list[Asset]]:
+    """Who else holds this source's file: a hold, or the user's other assets of the same file that move
+    with it (path twins in other selected libraries)."""
+    asset = facts.asset
+    view = file_holds(asset.originalPath, asset.libraryId, ctx.scope)
+    if view.hold is not None:
+        return view.hold, []
+    if not view.look_up:
+        return None, []
+    return twins(asset, ctx.client.assets_at(asset.originalPath), ctx.scope)

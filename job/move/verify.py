@@ -1,0 +1,95 @@
+"""Settling and verifying: read the target until it holds the proven bytes and covers what it must,
+writing what is missing. Immich extracts metadata and re-reads a copied sidecar in the background, so a
+value read right after a write can still change: the target must stay whole before its sources go."""
+
+from __future__ import annotations
+
+from job.facts import Facts
+from job.immich.models import Asset
+from job.move import read
+from job.move.bring import disproof
+from job.move.carry import apply
+from job.move.context import Identity, Member, RunContext, StepFailed, Waiting
+from job.outcome import Stage
+from job.record import differences, record_of
+from job.writes import writes_for
+
+
+def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
+    """Read the target until it covers `member.expected`. Missing pieces are written (once per kind of
+    difference), then re-read. A target still incomplete after EXT2INT_SETTLE_TIMEOUT waits for a later
+    run; a wrong one fails the unit.
+
+    When the job wrote anything itself, a target that covers is read once more EXT2INT_SETTLE_CONFIRM
+    later. Seen on a real Immich 3.1: a metadata extraction still running when tags were added (it had
+    read the file before) replaced them with the file's, after they had shown; Immich's sidecar write
+    then saved the empty list. A write undone that way is made again (twice at most); the sources go
+    only once the target has stayed whole."""
+    settings, clock = ctx.settings, ctx.clock
+    deadline = clock.monotonic() + settings.settle_timeout
+    delay, waited, applied = 0.25, 0.0, set()
+    confirm_at: float | None = None  # when a target that covers after our writes is looked at again
+    last_write, redone = 0.0, 0
+    while True:
+        target = read.target(ctx, member.target_id, member.sources)
+        prove(ctx, member, target.asset)
+        ctx.saw_internal(target.asset)
+        if extracted(target.asset):
+            found = differences(member.expected, record_of(target, ids.target))
+            if not found:
+                if not applied or (confirm_at is not None and clock.monotonic() >= confirm_at):
+                    return
+                if ctx.hard_stop.is_set():
+                    raise Waiting("stopping before the job's own writes to the new asset were confirmed")
+                if confirm_at is None:
+                    confirm_at = clock.monotonic() + settings.settle_confirm
+                ctx.sleep(max(0.0, confirm_at - clock.monotonic()))
+                continue
+            confirm_at = None
+            if applied and clock.monotonic() - last_write >= settings.settle_confirm and redone < 2:
+                redone += 1  # a write that did not hold (or never showed): Immich undid it; make it again
+                applied.clear()
+            todo = [w for w in writes_for(member.expected, record_of(target, ids.target), member.sources,
+                                          can_copy=ctx.caps.copy, can_edit=ctx.caps.edits)
+                    if w.kind not in applied]
+            if todo:
+                apply(ctx, todo, member, target)
+                applied.update(w.kind for w in todo)
+                last_write = clock.monotonic()
+                continue
+        if clock.monotonic() >= deadline or ctx.hard_stop.is_set():
+            raise _unfinished(member, target, ids)
+        ctx.sleep(delay)
+        # Immich usually reads a new asset within a second or two: look often at first (this wait holds
+        # no transfer slot), then less often
+        waited += delay
+        delay = 0.25 if waited < 4 else min(delay * 1.5, 3.0)
+
+
+def prove(ctx: RunContext, member: Member, target: Asset) -> None:
+    """The target holds the bytes we hashed, or the unit fails. A fresh upload that does not is left as
+    it is and named: it may not even be ours (a proxy or a bug answering with another asset's id), and
+    the job deletes nothing but its own sources."""
+    problem = disproof(ctx, target, member.sha1, member.size, None)
+    if problem:
+        if member.fresh:
+            raise StepFailed(Stage.PROVE, f"{problem}; the upload's answer named internal asset {member.target_id}, "
+                                          "which was left untouched: check it in Immich")
+        raise StepFailed(Stage.VERIFY, problem)
+    member.fresh = False
+
+
+def extracted(asset: Asset) -> bool:
+    """Immich fills dateTimeOriginal when it has read the file's metadata (from the file's own dates,
+    or its modification time when it has none): before that, comparing would compare nothing."""
+    return asset.exifInfo is not None and asset.exifInfo.dateTimeOriginal is not None
+
+
+def _unfinished(member: Member, target: Facts, ids: Identity) -> Exception:
+    if not extracted(target.asset):
+        return Waiting("Immich has not finished reading the new asset's metadata yet")
+    found = differences(member.expected, record_of(target, ids.target))
+    if {d.field for d in found} == {"faces"}:
+        return Waiting("waiting for Immich's face detection on the new asset")
+    return StepFailed(Stage.VERIFY, "the internal asset does not hold everything the external one had",
+                      [f"{member.source.asset.originalFileName}: {d}" for d in found])

@@ -1,0 +1,182 @@
+"""How each unit ends: one table of outcome kinds (text, log level, metric label), the reasons of a skip
+or a hold, and the stages a failure can happen at. Every listed asset ends in exactly one Outcome.
+
+- uploaded / merged: moved; the external asset was deleted (or kept, with EXT2INT_DELETE=keep).
+- held: the job could move it, but something depends on the file, the asset or the moment in a way the
+  move cannot keep whole (another user's library over the same file, a conflict of curated values...).
+  Nothing was deleted; the reason says what would release it.
+- waiting: Immich has not caught up yet (metadata, faces) or the asset changed while it moved: a later
+  run finishes it.
+- skipped: nothing to do, by design (offline, trashed, locked, claimed by another run...).
+- failed: something went wrong; the stage says where. Nothing was deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Kind(str, Enum):
+    UPLOADED = "uploaded"
+    MERGED = "merged"
+    HELD = "held"
+    WAITING = "waiting"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    PLANNED = "planned"  # plan only
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    text: str  # in the terminal summary
+    level: int  # of its log line
+    final: bool  # the asset is moved
+
+
+KINDS: dict[Kind, KindInfo] = {
+    Kind.UPLOADED: KindInfo("uploaded", logging.INFO, True),
+    Kind.MERGED: KindInfo("merged into an existing internal asset", logging.INFO, True),
+    Kind.HELD: KindInfo("held", logging.WARNING, False),
+    Kind.WAITING: KindInfo("waiting for Immich", logging.INFO, False),
+    Kind.SKIPPED: KindInfo("skipped", logging.INFO, False),
+    Kind.FAILED: KindInfo("failed", logging.WARNING, False),
+    Kind.PLANNED: KindInfo("would move", logging.INFO, False),
+}
+assert set(KINDS) == set(Kind)
+
+
+class Skip(str, Enum):
+    OFFLINE = "offline"
+    TRASHED = "trashed"
+    LOCKED = "locked"
+    OTHER_OWNER = "other_owner"
+    NOT_EXTERNAL = "not_external"
+    LIVE_VIDEO_UNAVAILABLE = "live_video_unavailable"
+    LIVE_STILL_TRASHED = "live_still_trashed"
+    KEPT = "kept"
+    REIMPORT_LOOP = "reimport_loop"
+    CLAIMED = "claimed"
+
+    @property
+    def text(self) -> str:
+        return SKIP_TEXT[self]
+
+
+SKIP_TEXT = {
+    Skip.OFFLINE: "Immich marks the file offline (missing on disk): it cannot be downloaded",
+    Skip.TRASHED: "the external asset is in the trash: deleting it was your choice",
+    Skip.LOCKED: "the asset is in the locked folder, which an API key cannot read",
+    Skip.OTHER_OWNER: "the asset belongs to another user: run ext2int with that user's API key",
+    Skip.NOT_EXTERNAL: "the asset is not in an external library",
+    Skip.LIVE_VIDEO_UNAVAILABLE: "the video half of this live photo is offline, trashed or missing",
+    Skip.LIVE_STILL_TRASHED: "the video half of a live photo whose still is in the trash",
+    Skip.KEPT: "already copied with EXT2INT_DELETE=keep",
+    Skip.REIMPORT_LOOP: ("a re-import of a file already moved: Immich could not delete the original (read-only "
+                         "mount?), so its library scan imported it again. Give Immich write access to the folder, or "
+                         "add an exclusion pattern for the file in the library's settings, then delete this external "
+                         "asset"),
+    Skip.CLAIMED: "another run of ext2int is moving it right now (its claim expires by itself if that run died)",
+}
+assert set(SKIP_TEXT) == set(Skip)
+
+
+class Hold(str, Enum):
+    SHARED_WITH_USER = "shared_with_user"
+    SHARED_UNSELECTED = "shared_unselected"
+    SHARING_UNKNOWN = "sharing_unknown"
+    IMMICH_STORAGE = "immich_storage"
+    LIVE_VIDEO_ELSEWHERE = "live_video_elsewhere"
+    LIVE_STILL_ELSEWHERE = "live_still_elsewhere"
+    CONFLICT = "conflict"
+    FILE_CHANGED = "file_changed"
+
+    @property
+    def text(self) -> str:
+        return HOLD_TEXT[self]
+
+
+HOLD_TEXT = {
+    Hold.SHARED_WITH_USER: ("the file is also in another user's external library: deleting this asset would delete "
+                            "their photo's file too. Run ext2int with that user's API key as well to move both"),
+    Hold.SHARED_UNSELECTED: ("the file is also in another of your libraries that this run does not move: add it to "
+                             "EXT2INT_LIBRARY_IDS so both assets move together"),
+    Hold.SHARING_UNKNOWN: ("this API key cannot list libraries (not an admin), so whether another user's library holds "
+                           "the same file is unknown. Use an admin's key for listing, or set EXT2INT_ASSUME_UNSHARED=true "
+                           "if no folder of this library is in another user's library (see README)"),
+    Hold.IMMICH_STORAGE: "the file is one of Immich's own files (its upload or library folder): it is not moved",
+    Hold.LIVE_VIDEO_ELSEWHERE: ("the video half of this live photo is in a library this run does not move: add it to "
+                                "EXT2INT_LIBRARY_IDS so both halves move together"),
+    Hold.LIVE_STILL_ELSEWHERE: ("the video half of a live photo whose still is elsewhere (internal, or another "
+                                "library): moving it would break that live photo"),
+    Hold.CONFLICT: ("the external asset and the internal asset holding its bytes have different values for the same "
+                    "field: change one in Immich so they agree, or choose a policy with EXT2INT_ON_CONFLICT"),
+    Hold.FILE_CHANGED: ("the file changed on disk after its bytes were copied: it stays. After Immich's next library "
+                        "scan, a run moves the new version"),
+}
+assert set(HOLD_TEXT) == set(Hold)
+
+
+class Stage(str, Enum):
+    READ = "read"
+    CLAIM = "claim"
+    DOWNLOAD = "download"
+    UPLOAD = "upload"
+    PROVE = "prove"
+    CARRY = "carry"
+    VERIFY = "verify"
+    GATE = "gate"
+    DELETE = "delete"
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(slots=True)  # a 100k-asset plan holds 100k of these
+class Outcome:
+    asset_id: str
+    path: str
+    library_id: str
+    kind: Kind = Kind.FAILED
+    reason: str = ""  # a Skip or Hold value, or the one-line message of a failure or a wait
+    stage: str = ""  # failures: where it happened (a Stage value)
+    bytes: int = 0
+    assets: int = 1  # every external asset the unit stands for (a live pair, path twins)
+    target_id: str | None = None
+    deleted: bool = False
+    differences: list[str] = field(default_factory=list)  # what did not verify, or the conflicting values
+    cannot_move: list[str] = field(default_factory=list)
+    plan: str = ""  # `plan` only: what would happen
+    steps: dict[str, float] = field(default_factory=dict)
+    stops_run: str = ""  # a failure no other asset can avoid (a missing permission): the run stops
+    pending_delete: list[str] = field(default_factory=list)  # verified sources the gate still has to release
+
+    def hold(self, hold: Hold, *details: str) -> Outcome:
+        self.kind, self.reason, self.differences = Kind.HELD, hold.value, list(details)
+        return self
+
+    def skip(self, skip: Skip) -> Outcome:
+        self.kind, self.reason = Kind.SKIPPED, skip.value
+        return self
+
+    def fail(self, stage: Stage, message: str, differences: list[str] | None = None) -> Outcome:
+        self.kind, self.stage, self.reason = Kind.FAILED, stage.value, message
+        self.differences = differences or []
+        return self
+
+    @property
+    def reason_text(self) -> str:
+        """The reason as a person reads it."""
+        if self.kind is Kind.SKIPPED:
+            return Skip(self.reason).text
+        if self.kind is Kind.HELD:
+            return Hold(self.reason).text
+        return self.reason
+
+    @property
+    def label(self) -> str:
+        """The metric's `reason` label: the skip or hold reason, or the failure's stage."""
+        if self.kind in (Kind.SKIPPED, Kind.HELD):
+            return self.reason
+        if self.kind is Kind.FAILED:
+            return self.stage
+        return ""

@@ -1,0 +1,81 @@
+"""Listing what is left: the units of the selected libraries, in Immich's order, never one twice.
+
+Listing never pages past what it has not re-listed: moved assets vanish from Immich's search, so after
+the first candidates are used up a library is listed again from page 1, skipping ids already handled.
+Live-photo video halves move with their still; a hidden video that no listed still points at is
+handed over alone at the very end (its still may be in a library listed later), and decided then with
+the `LiveIndex`: whose still is it?
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+from job.immich.client import ImmichClient
+from job.immich.models import Asset, Library
+from job.move.context import Unit
+
+
+def page_size_for(batch: int) -> int:
+    return max(100, min(1000, batch * 2))
+
+
+class Listing:
+    def __init__(self, client: ImmichClient, libraries: list[Library], *, page_size: int,
+                 listed: Callable[[Asset], None] | None = None):
+        self.client, self.libraries, self.page_size, self.listed = client, libraries, page_size, listed
+        self.seen: set[str] = set()
+        self._videos_of_stills: set[str] = set()
+        self._hidden: dict[str, Asset] = {}
+
+    def units(self) -> Iterator[Unit]:
+        for library in self.libraries:
+            yield from self._library(library.id)
+        for video in self._hidden.values():  # video halves no listed still points at
+            if video.id not in self._videos_of_stills and video.id not in self.seen:
+                self.seen.add(video.id)
+                yield Unit(video)
+
+    def _library(self, library_id: str) -> Iterator[Unit]:
+        """Units of one library; each pass lists from page 1; a pass that yields nothing ends it."""
+        while True:
+            yielded = False
+            for asset in self.client.iter_assets(size=self.page_size, libraryId=library_id, with_exif=True):
+                if self.listed:
+                    self.listed(asset)
+                if asset.livePhotoVideoId:
+                    self._videos_of_stills.add(asset.livePhotoVideoId)
+                if asset.type == "VIDEO" and asset.visibility == "hidden":
+                    self._hidden.setdefault(asset.id, asset)  # a live photo's video half: it moves with its still
+                    continue
+                if asset.id in self.seen:
+                    continue
+                self.seen.add(asset.id)
+                if asset.livePhotoVideoId:
+                    self.seen.add(asset.livePhotoVideoId)
+                yielded = True
+                yield Unit(asset, asset.livePhotoVideoId)
+            if not yielded:
+                return
+
+
+class LiveIndex:
+    """Which stills use a video as their motion part: every still of the user with one (trashed ones
+    too), listed once per run when first needed. Immich links live photos by Apple's ContentIdentifier
+    among ALL the user's assets, whatever their library, so a video's still may be anywhere."""
+
+    def __init__(self, client: ImmichClient):
+        self.client = client
+        self._map: dict[str, list[Asset]] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dict[str, list[Asset]]:
+        with self._lock:
+            if self._map is None:
+                found: dict[str, list[Asset]] = {}
+                for still in self.client.iter_assets(size=1000, with_exif=False, with_deleted=True, isMotion=True):
+                    if still.livePhotoVideoId:
+                        found.setdefault(still.livePhotoVideoId, []).append(still)
+                self._map = found
+            return self._map

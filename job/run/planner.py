@@ -1,0 +1,131 @@
+"""`plan`: what a run would do, changing nothing (the transport refuses every request that would).
+
+Every listed asset gets the decisions the listing alone allows (skips, and holds for files another
+user's library also holds). The units the next run would take (up to EXT2INT_BATCH_SIZE) are looked at
+as `run` looks at them: journal, live-photo video, path twins, claims of another run, and, when an
+earlier run already copied the bytes, the conflicts with the internal asset that holds them.
+
+What plan cannot know, because it does not read the bytes: whether a photo already exists internally
+(a phone backup of the same file), and so whether its values conflict with that copy. `run` finds out
+after the upload (which changes nothing when Immich already has the bytes) and holds the asset before
+writing anything.
+"""
+
+from __future__ import annotations
+
+from job import journal
+from job.decide import Action, Decision, decide, moves_with
+from job.immich import errors
+from job.move import carry, read
+from job.move.context import Member, RunContext, Unit, identity
+from job.outcome import Hold, Kind, Outcome, Skip, Stage
+from job.report import Report
+from job.run.listing import Listing, LiveIndex
+from job.run.runner import Runner
+
+
+def plan(runner: Runner) -> Report:
+    session, settings = runner.session, runner.settings
+    client = session.client
+    report = runner.new_report("plan")
+    ctx = RunContext(client=client, caps=session.caps, settings=settings, scope=runner.scope, run_id="plan",
+                     clock=runner.clock, shared_links={}, memories=runner.memory_map(report), live_stills=LiveIndex(client))
+    albums_of = _album_map(runner)
+    albums_touched: set[str] = set()
+    sizes: dict[str, int] = {}
+    listing = Listing(client, runner.libraries, page_size=1000, listed=lambda a: sizes.__setitem__(a.id, a.size or 0))
+    deep = 0
+    for unit in listing.units():
+        a = unit.asset
+        outcome = Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets)
+        quick = runner.quick(unit, ctx.scope)
+        if quick is not None:
+            outcome = quick
+        elif deep < settings.batch_size:
+            deep += 1
+            _look(ctx, unit, outcome)
+        else:
+            outcome.kind, outcome.plan = Kind.PLANNED, "move (a later run)"
+        if outcome.kind is Kind.PLANNED:
+            report.live_photos += 1 if unit.video_id else 0
+            outcome.bytes = sizes.get(a.id, 0) + (sizes.get(unit.video_id, 0) if unit.video_id else 0)
+            albums_touched |= albums_of.get(a.id, set())
+            if ctx.memories.get(a.id):
+                outcome.cannot_move.append(f"shown in {ctx.memories[a.id]} memories")
+        outcome.plan = outcome.plan or _label(outcome)
+        report.add(outcome)
+    report.listed = len(sizes)
+    report.albums_touched = len(albums_touched)
+    report.notes.append("not carried by design: comments and likes in shared albums stay with the old asset; "
+                        "Immich regenerates smart-search, OCR and memories for the new one")
+    report.notes.append("a photo that already exists internally (a phone backup of the same file) is only found when "
+                        "run reads its bytes: if its values conflict, run holds it before writing anything")
+    report.remaining = runner.remaining()
+    report.finish()
+    return report
+
+
+def _look(ctx: RunContext, unit: Unit, outcome: Outcome) -> None:
+    """Decide one unit as `run` would, reading but never writing."""
+    try:
+        head = read.source(ctx, unit.asset.id)
+        video = read.maybe_asset(ctx, head.asset.livePhotoVideoId) if head.asset.livePhotoVideoId else None
+        lone = head.asset.type == "VIDEO" and head.asset.visibility == "hidden"
+        decision = decide(head.asset, scope=ctx.scope, delete_mode=ctx.settings.delete, entry=head.marker(),
+                          video=video, video_expected=head.asset.livePhotoVideoId is not None,
+                          stills=ctx.live_stills().get(head.asset.id, []) if lone else None)
+        if decision.action in (Action.MOVE, Action.FINISH):
+            decision = _relations(ctx, head, video, decision, outcome)
+    except errors.ImmichError as exc:
+        outcome.fail(Stage.READ, f"could not look at it: {exc}")
+        return
+    if decision.action is Action.SKIP:
+        outcome.skip(decision.skip)
+    elif decision.action is Action.HOLD:
+        outcome.hold(decision.hold, *decision.details)
+    else:
+        outcome.kind, outcome.plan = Kind.PLANNED, decision.label
+
+
+def _relations(ctx: RunContext, head, video, decision: Decision, outcome: Outcome) -> Decision:
+    members = [Member("video", [read.source(ctx, video.id)])] if moves_with(video, ctx.scope) else []
+    members.append(Member("still", [head]))
+    for member in members:
+        held, twins = read.path_twins(ctx, member.source)
+        if held is not None:
+            return held
+        member.sources += [read.source(ctx, t.id) for t in twins]
+        outcome.assets = sum(len(m.sources) for m in members)
+        for facts in member.sources:
+            current = journal.Claim.of(facts.marker(journal.CLAIM_KEY))
+            if current is not None and ctx.clock.time() < current.until:
+                return Decision(Action.SKIP, skip=Skip.CLAIMED)
+    if decision.action is Action.FINISH:
+        for member in members:
+            entry = member.source.marker()
+            if not journal.journal_matches(entry, member.source.asset):
+                continue
+            member.target_id, member.created = entry["target"], bool(entry.get("created"))
+            _, _, conflicts = carry.expectation(ctx, member, identity(members))
+            if conflicts:
+                return Decision(Action.HOLD, hold=Hold.CONFLICT, details=tuple(str(c) for c in conflicts))
+    return decision
+
+
+def _label(outcome: Outcome) -> str:
+    if outcome.kind is Kind.SKIPPED:
+        return f"skip ({outcome.reason})"
+    if outcome.kind is Kind.HELD:
+        return f"hold ({outcome.reason})"
+    return outcome.kind.value
+
+
+def _album_map(runner: Runner) -> dict[str, set[str]]:
+    """asset id -> album ids, for the plan's totals, from each album's members in these libraries."""
+    client = runner.session.client
+    out: dict[str, set[str]] = {}
+    for album in client.albums():
+        for library in runner.libraries:
+            for asset in client.iter_assets(with_exif=False, albumIds=[album.id], libraryId=library.id):
+                out.setdefault(asset.id, set()).add(album.id)
+    return out

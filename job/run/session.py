@@ -1,0 +1,123 @@
+"""A run's start: connect, learn the server and the user, check the key's permissions, choose the
+libraries, and build the scope the move and the delete gate judge against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from job.decide import Scope
+from job.immich import errors
+from job.immich.client import MIN_VERSION, Capabilities, ImmichClient
+from job.immich.endpoints import required_permissions
+from job.immich.models import Library, User
+from job.settings import DeleteMode, Settings
+
+
+class ConfigurationError(Exception):
+    """The settings name something that cannot be migrated (exit code 2)."""
+
+
+@dataclass
+class Session:
+    """What `connect` learned: the client and the server's shape."""
+
+    client: ImmichClient
+    caps: Capabilities
+    user: User
+
+
+def connect(client: ImmichClient) -> Session:
+    version = client.server_version()
+    if version.tuple < MIN_VERSION:
+        raise errors.TooOld(
+            "GET /api/server/version",
+            f"Immich {version} is older than 2.0, which this job needs (asset metadata, stable API); upgrade Immich first",
+        )
+    features = client.server_features()
+    return Session(client, Capabilities.of(version, features), client.me())
+
+
+def check_permissions(session: Session, command: str, delete: DeleteMode) -> None:
+    """Refuse before changing anything when the key lacks a permission the command needs. A server that
+    cannot say (no GET /api-keys/me) skips the check: calls then fail one by one, naming the permission."""
+    granted = session.client.key_permissions()
+    if granted is None or "all" in granted:
+        return
+    caps = session.caps
+    needed = required_permissions(command, caps.version.tuple, copy=caps.copy, edits=caps.edits,
+                                  delete=delete is not DeleteMode.KEEP)
+    missing = [p for p in needed if p not in granted]
+    if missing:
+        raise errors.PermissionMissing("GET /api/api-keys/me", ", ".join(missing))
+
+
+def visible_libraries(session: Session) -> list[Library] | None:
+    """Every library (an admin key sees all users'), or None when the key may not list them."""
+    try:
+        return session.client.libraries()
+    except (errors.Forbidden, errors.PermissionMissing):
+        return None
+
+
+def resolve_libraries(session: Session, configured: list[str], visible: list[Library] | None) -> list[Library]:
+    """The external libraries to migrate. Refuses one owned by another user: its photos would be
+    uploaded as the key's user's (never hand photos to the wrong person)."""
+    client, me = session.client, session.user
+    if not configured:
+        if visible is not None:
+            return [lib for lib in visible if lib.ownerId == me.id]
+        return _discover_own_libraries(client, me)
+    chosen = []
+    for library_id in configured:
+        if visible is not None:
+            library = next((lib for lib in visible if lib.id == library_id), None)
+            if library is None:
+                raise ConfigurationError(f"EXT2INT_LIBRARY_IDS: library {library_id} does not exist on this server; "
+                                         "run `ext2int libraries` to list them")
+        else:
+            page = client.search_assets(libraryId=library_id, size=1, with_exif=False)
+            owner = page.items[0].ownerId if page.items else me.id
+            library = Library(id=library_id, ownerId=owner, name=library_id)
+        if library.ownerId != me.id:
+            raise ConfigurationError(
+                f"EXT2INT_LIBRARY_IDS: library {library.name or library_id} belongs to another user "
+                f"({library.ownerId}); moving it with this key would give their photos to {me.email or me.id}. "
+                "Run ext2int with an API key of the library's owner"
+            )
+        chosen.append(library)
+    return chosen
+
+
+def _discover_own_libraries(client: ImmichClient, me: User) -> list[Library]:
+    ids: dict[str, None] = {}
+    for asset in client.iter_assets(with_exif=False):
+        if asset.libraryId and asset.ownerId == me.id:
+            ids.setdefault(asset.libraryId)
+    return [Library(id=i, ownerId=me.id, name=i) for i in ids]
+
+
+def scope_of(session: Session, selected: list[Library], visible: list[Library] | None, settings: Settings) -> Scope:
+    """What the move and the gate judge against. Without a library listing (not an admin), only the
+    selected libraries are known, and other users' are unknown."""
+    owners = {session.user.id: session.user.name or session.user.email}
+    if visible is not None:
+        try:
+            owners = {**session.client.user_names(), **owners}
+        except (errors.Forbidden, errors.PermissionMissing):
+            pass
+    return Scope(user_id=session.user.id, selected=frozenset(lib.id for lib in selected),
+                 libraries=tuple(visible if visible is not None else selected), complete=visible is not None,
+                 assume_unshared=settings.assume_unshared, owners=owners)
+
+
+def refreshed(scope: Scope, session: Session) -> Scope:
+    """The scope with the libraries as they are now (the gate's view at the moment of deletion)."""
+    if not scope.complete:
+        return scope
+    libraries = visible_libraries(session)
+    return scope if libraries is None else replace(scope, libraries=tuple(libraries))
+
+
+def describe_library(session: Session, library: Library) -> dict[str, object]:
+    return {"id": library.id, "name": library.name, "ownerId": library.ownerId,
+            "migratable": library.ownerId == session.user.id}

@@ -1,0 +1,96 @@
+"""What a person sees of a run: one log line per asset (level and text from the outcome table), the
+summary at the end, and the progress bar on a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any
+
+from job.metrics import Metrics
+from job.outcome import KINDS, Kind, Outcome
+from job.report import Report
+from job.run.runner import Observer
+from job.settings import Settings, Switch
+
+log = logging.getLogger("ext2int")
+
+
+def emit_summary(report: Report, settings: Settings, command: str) -> None:
+    if settings.report_path:
+        report.write_json(settings.report_path)
+    if command == "plan" or sys.stdout.isatty():
+        for line in report.text_lines():
+            print(line)
+    counts = report.counts()
+    log.info("%s finished: %s", command, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do",
+             extra={"event": "summary", "run": report.run_id, "counts": dict(counts), "bytes": report.moved_bytes,
+                    "durationSeconds": round(report.duration, 3), "remaining": report.remaining,
+                    "stoppedBecause": report.stopped_because})
+
+
+def observer_for(metrics: Metrics, progress: Progress | None) -> Observer:
+    def on_outcome(outcome: Outcome) -> None:
+        metrics.on_outcome(outcome)
+        log_outcome(outcome)
+        if progress:
+            progress.outcome(outcome)
+
+    def on_bytes(n: int) -> None:
+        if progress:
+            progress.bytes(n)
+
+    return Observer(on_outcome=on_outcome, on_bytes=on_bytes, on_step=metrics.on_step,
+                    on_backlog=metrics.on_backlog, on_throttle=metrics.on_throttle)
+
+
+def log_outcome(o: Outcome) -> None:
+    """One line per unit: its kind's level, the path, and why (when it was not moved)."""
+    fields: dict[str, Any] = {"event": "asset", "outcome": o.kind.value, "assetId": o.asset_id, "path": o.path,
+                              "library": o.library_id, "bytes": o.bytes, "assets": o.assets}
+    if o.target_id:
+        fields["targetId"] = o.target_id
+    info = KINDS[o.kind]
+    if info.final:
+        log.log(info.level, "%s %s -> %s", o.kind.value, o.path, o.target_id, extra=fields)
+    elif o.kind is Kind.FAILED:
+        log.log(info.level, "failed [%s] %s: %s", o.stage, o.path, o.reason,
+                extra={**fields, "stage": o.stage, "reason": o.reason, "differences": o.differences})
+    else:
+        log.log(info.level, "%s %s: %s", o.kind.value, o.path, o.reason_text,
+                extra={**fields, "reason": o.reason, "differences": o.differences})
+
+
+class Progress:
+    """A progress bar (tqdm) for assets and bytes, on a terminal only."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.moved = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def maybe(cls, settings: Settings) -> Progress | None:
+        if settings.progress is Switch.OFF or (settings.progress is Switch.AUTO and not sys.stderr.isatty()):
+            return None
+        return cls()
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="asset", dynamic_ncols=True, file=sys.stderr, leave=True)
+
+    def outcome(self, outcome: Outcome) -> None:
+        if self.bar is not None and outcome.kind not in (Kind.SKIPPED, Kind.HELD):
+            self.bar.update(1)
+
+    def bytes(self, n: int) -> None:
+        with self._lock:
+            self.moved += n
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"{self.moved / 1048576:.1f} MiB", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

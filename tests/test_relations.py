@@ -1,0 +1,338 @@
+"""Relations: what else depends on a file, an asset or the moment when the job deletes. Each case of
+issue "one gate before every delete", built the way users build it, on the fake; `tests/e2e/` repeats
+them on a real Immich. The invariant checks every user's assets and the files on disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.clock import Later
+from tests.conftest import spawn_job
+from tests.fake_immich import content
+from tests.invariant import check, curated, snapshot
+
+
+def moved(scene, source):
+    return next(a for a in scene.world.assets.values() if a.internal and a.blob.sha1 == source.blob.sha1)
+
+
+def held_reasons(result) -> dict[str, str]:
+    return {o["path"]: o["reason"] for o in result.outcomes("held")}
+
+
+# --- 1. a shared folder ---------------------------------------------------------------------------------
+
+
+def test_a_family_shared_folder_is_held_never_deleted_from_under_the_other_user(scene, run_job):
+    mine = scene.library("mine", paths=["/mnt/shared"])
+    theirs = scene.library("theirs", owner=scene.other, paths=["/mnt/shared"])
+    photo = scene.photo(mine, "beach.jpg")
+    scene.favorite(photo)
+    their_copy = scene.scan(theirs)[0]
+    scene.album("Her album", their_copy, owner=scene.other)
+    private = scene.library("private", paths=["/mnt/private"])
+    own = scene.photo(private, "mine-only.jpg")
+    snap = snapshot(scene.world, [mine.id, private.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert result.code == 0, result.stderr
+    held, = result.outcomes("held")
+    assert held["path"] == "/mnt/shared/beach.jpg" and held["reason"] == "shared_with_user"
+    assert "Other's library 'theirs'" in held["differences"][0]
+    assert photo.deleted_at is None and their_copy.deleted_at is None
+    assert "/mnt/shared/beach.jpg" in scene.world.disk, "her photo's file is still there"
+    assert own.deleted_at is not None and result.counts()["uploaded"] == 1, "the unshared library moved"
+    check(scene.world, snap, delete_mode="force", held={photo.id})
+    assert not [r for r in scene.fake.log if photo.id in r.path], "held from the listing: no request about it"
+
+
+def test_one_users_overlapping_libraries_move_together_into_one_target(scene, run_job):
+    everything = scene.library("all", paths=["/mnt/photos"])
+    year = scene.library("2020", paths=["/mnt/photos/2020"])
+    photo = scene.photo(everything, "/mnt/photos/2020/a.jpg")
+    twin = scene.scan(year)[0]
+    scene.favorite(photo)
+    scene.album("From the big library", photo)
+    scene.tag(twin, "Year/2020")
+    scene.album("From the 2020 library", twin)
+    outside = scene.photo(everything, "b.jpg")
+    snap = snapshot(scene.world, [everything.id, year.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert result.code == 0, result.stderr
+    assert result.report["assetsMoved"] == 3 and result.counts()["uploaded"] == 2
+    check(scene.world, snap, delete_mode="force")
+    target = moved(scene, photo)
+    record = curated(scene.world, target)
+    assert record.favorite and {"Year/2020"} <= record.tags and len(record.albums) == 2, "both curations, one target"
+    assert photo.id not in scene.world.assets and twin.id not in scene.world.assets
+    assert outside.id not in scene.world.assets
+
+
+def test_an_overlapping_library_that_is_not_selected_holds_the_shared_files(scene, run_job):
+    everything = scene.library("all", paths=["/mnt/photos"])
+    year = scene.library("2020", paths=["/mnt/photos/2020"])
+    photo = scene.photo(everything, "/mnt/photos/2020/a.jpg")
+    twin = scene.scan(year)[0]
+    scene.edit(twin, description="curated in the 2020 library")
+    outside = scene.photo(everything, "b.jpg")
+    snap = snapshot(scene.world, [everything.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_LIBRARY_IDS=everything.id, EXT2INT_DELETE="force"))
+
+    assert held_reasons(result) == {"/mnt/photos/2020/a.jpg": "shared_unselected"}
+    assert photo.deleted_at is None and twin.deleted_at is None and "/mnt/photos/2020/a.jpg" in scene.world.disk
+    assert outside.id not in scene.world.assets
+    check(scene.world, snap, delete_mode="force", held={photo.id})
+
+
+def test_an_exclusion_pattern_keeps_a_library_from_sharing_a_folder(scene, run_job):
+    mine = scene.library("mine", paths=["/mnt/shared/mine"])
+    scene.library("theirs", owner=scene.other, paths=["/mnt/shared"], exclude=["/mnt/shared/mine/**"])
+    photo = scene.photo(mine, "a.jpg")
+    snap = snapshot(scene.world, [mine.id], scene.admin.id)
+    result = run_job(scene.env())
+    assert result.counts()["uploaded"] == 1 and photo.deleted_at is not None
+    check(scene.world, snap)
+
+
+def test_a_key_that_cannot_list_libraries_holds_unless_the_user_asserts_nothing_is_shared(scene, run_job):
+    lib = scene.library("theirs", owner=scene.other)
+    photo = scene.photo(lib, "x.jpg")
+    snap = snapshot(scene.world, [lib.id], scene.other.id)
+    result = run_job(scene.env(scene.other_key))
+    assert held_reasons(result) == {photo.original_path: "sharing_unknown"}
+    assert "EXT2INT_ASSUME_UNSHARED" in result.outcomes("held")[0]["reasonText"]
+    assert run_job(scene.env(scene.other_key, EXT2INT_ASSUME_UNSHARED="true")).counts()["uploaded"] == 1
+    check(scene.world, snap)
+
+
+# --- 2. a live photo's video that is not a source -------------------------------------------------------
+
+
+def test_a_phone_backups_live_video_is_linked_to_never_deleted(scene, run_job):
+    phone_video = scene.internal(content(7, 9000), "IMG_1.MOV", content_id="CID-1")
+    lib = scene.library()
+    still = scene.photo(lib, "IMG_1.jpg", content_id="CID-1")
+    assert still.live_photo_video_id == phone_video.id, "Immich linked the external still to the internal video"
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert result.code == 0, result.stderr
+    assert result.counts()["uploaded"] == 1 and result.report["assetsMoved"] == 1
+    assert phone_video.id in scene.world.assets and phone_video.deleted_at is None, "the phone's video stays"
+    assert moved(scene, still).live_photo_video_id == phone_video.id
+    assert [a.type for a in map(scene.world.assets.get, scene.world.created_assets)] == ["IMAGE"], "never re-uploaded"
+    check(scene.world, snap, delete_mode="force")
+
+
+def test_a_live_video_in_a_library_not_selected_holds_the_still(scene, run_job):
+    stills = scene.library("stills")
+    videos = scene.library("videos")
+    video = scene.video(videos, "IMG_2.mov", content_id="CID-2")
+    still = scene.photo(stills, "IMG_2.jpg", content_id="CID-2")
+    assert still.live_photo_video_id == video.id, "Immich linked them across libraries"
+    snap = snapshot(scene.world, [stills.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_LIBRARY_IDS=stills.id, EXT2INT_DELETE="force"))
+
+    assert held_reasons(result) == {still.original_path: "live_video_elsewhere"}
+    assert video.deleted_at is None and still.deleted_at is None and not scene.world.created_assets
+    check(scene.world, snap, delete_mode="force", held={still.id})
+    both = run_job(scene.env(EXT2INT_DELETE="force"))  # both libraries: the pair moves together
+    assert both.report["assetsMoved"] == 2
+    assert moved(scene, still).live_photo_video_id == moved(scene, video).id
+
+
+def test_a_video_whose_still_is_internal_is_held(scene, run_job):
+    lib = scene.library()
+    video = scene.video(lib, "IMG_3.mov", content_id="CID-3")
+    phone_still = scene.internal(content(8), "IMG_3.HEIC", content_id="CID-3")
+    assert phone_still.live_photo_video_id == video.id and video.visibility == "hidden"
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+    assert held_reasons(result) == {video.original_path: "live_still_elsewhere"}
+    assert video.deleted_at is None and phone_still.live_photo_video_id == video.id
+    check(scene.world, snap, delete_mode="force", held={video.id})
+
+
+# --- 3. the same bytes at two paths, 8. an internal twin with its own values ----------------------------
+
+
+def test_the_same_bytes_at_two_paths_curated_differently_keep_both_values(scene, run_job):
+    lib = scene.library()
+    data = content(11)
+    first = scene.edit(scene.photo(lib, "a.jpg", data=data), description="first caption", rating=5, latitude=1.0, longitude=2.0)
+    second = scene.edit(scene.photo(lib, "copy/a.jpg", data=data), description="second caption", rating=3)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_CONCURRENCY="1"))
+
+    assert result.counts()["uploaded"] == 1 and result.counts()["held"] == 1
+    held, = result.outcomes("held")
+    assert held["reason"] == "conflict" and {d.split(":")[0] for d in held["differences"]} == {"description", "rating"}
+    check(scene.world, snap, held={held["asset_id"]})
+    kept = first if held["asset_id"] == first.id else second
+    assert kept.deleted_at is None and kept.exif["description"] in ("first caption", "second caption")
+
+
+def test_an_internal_twin_keeps_its_own_values(scene, run_job):
+    lib = scene.library()
+    photo = scene.edit(scene.photo(lib, "a.jpg"), description="from the folder", rating=4)
+    twin = scene.internal(photo.blob.read_all(), description="from the phone")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+    assert held_reasons(result) == {photo.original_path: "conflict"}
+    assert twin.exif["description"] == "from the phone" and photo.id in scene.world.assets
+    check(scene.world, snap, delete_mode="force", held={photo.id})
+
+
+# --- 4. two runs at once ----------------------------------------------------------------------------------
+
+
+def test_two_processes_on_one_library_never_act_on_one_asset(fake, scene, run_job, tmp_path):
+    lib = scene.library()
+    for group in range(3):
+        stacked = [scene.photo(lib, f"s{group}-{i}.jpg") for i in range(3)]
+        scene.stack(*stacked)
+        scene.album(f"Album {group}", *stacked)
+    for i in range(6):
+        scene.favorite(scene.photo(lib, f"p{i}.jpg"))
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    fake.faults.add("delay", method="GET", route="/assets/{id}/original", seconds=0.05, times=0)
+    reports = [tmp_path / "a.json", tmp_path / "b.json"]
+    procs = [spawn_job(scene.env(EXT2INT_CONCURRENCY="2", EXT2INT_REPORT=str(r))) for r in reports]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 1), err
+    outcomes = [o for r in reports for o in json.loads(r.read_text())["outcomes"]]
+    done = [o["asset_id"] for o in outcomes if o["kind"] in ("uploaded", "merged")]
+    assert len(done) == len(set(done)), "no asset was moved by both"
+    assert any(o["reason"] == "claimed" for o in outcomes), "the two runs did meet"
+    check(scene.world, snap, require_done=False)
+    while run_job(scene.env(), clock=Later(0)).report["assetsMoved"]:
+        pass
+    check(scene.world, snap)
+    stacks = {a.stack_id for a in scene.world.assets.values() if a.internal and a.stack_id}
+    assert len(stacks) == 3, "every stack survived"
+
+
+# --- 5. the file rewritten after its bytes were proven ----------------------------------------------------
+
+
+def test_a_file_rewritten_during_the_move_is_held_and_both_versions_survive(fake, scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    fake.faults.add("notify", method="PUT", route="/assets/copy")
+    fake.on_notify = lambda: scene.rewrite(photo.original_path, content(99))
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert held_reasons(result) == {photo.original_path: "file_changed"}
+    assert scene.world.disk[photo.original_path].read_all() == content(99), "the new version is still on disk"
+    assert moved(scene, photo).blob.sha1 == photo.blob.sha1, "the old version is the internal copy"
+    check(scene.world, snap, delete_mode="force", held={photo.id})
+
+
+def test_a_file_rewritten_after_an_earlier_run_proved_it_is_hashed_again(scene, run_job):
+    scene.world.features["facialRecognition"] = True
+    scene.world.detection_delay = 3600
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg", faces=[(100, 80, 220, 220)])
+    scene.face(photo, scene.person("Alice"))
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    assert run_job(scene.env()).counts()["waiting"] == 1, "the journal now names the copy"
+    scene.rewrite(photo.original_path, content(98))  # a new version; Immich has not rescanned
+    scene.world.detection_delay = 0
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert held_reasons(result) == {photo.original_path: "file_changed"}
+    assert scene.world.disk[photo.original_path].read_all() == content(98)
+    check(scene.world, snap, delete_mode="force", held={photo.id})
+
+
+def test_an_old_proof_is_hashed_again_even_when_the_files_date_was_kept(fake, scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg", size=4096)
+    path, mtime = photo.original_path, scene.world.disk_mtime[photo.original_path]
+    fake.faults.add("notify", method="PUT", route="/assets/copy")
+    fake.on_notify = lambda: scene.rewrite(path, content(97, 4096), mtime=mtime)  # same size, same date: same ETag
+    result = run_job(scene.env(EXT2INT_DELETE="force", EXT2INT_REHASH_AFTER="0"))
+    assert held_reasons(result) == {path: "file_changed"} and path in scene.world.disk
+
+
+# --- 6. an upload answered with another asset's id ----------------------------------------------------------
+
+
+def test_an_upload_answered_with_an_unrelated_assets_id_deletes_nothing(fake, scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    unrelated = scene.internal(content(55), "phone.jpg", description="a different photo")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    body = json.dumps({"id": unrelated.id, "status": "created"}).encode()
+    fake.faults.add("respond", method="POST", route="/assets", status=201, body=body, times=0)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    failed, = result.outcomes("failed")
+    assert failed["stage"] == "prove" and unrelated.id in failed["reason"] and "left untouched" in failed["reason"]
+    assert unrelated.id in scene.world.assets and unrelated.deleted_at is None
+    assert photo.deleted_at is None
+    check(scene.world, snap, delete_mode="force", require_done=False)
+    assert not [r for r in fake.requests("DELETE", "/assets")], "no delete request at all"
+
+
+# --- 7. curated while it moves --------------------------------------------------------------------------------
+
+
+def test_curation_added_while_the_asset_moves_waits_and_is_carried_next_run(fake, scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    snaps = []
+
+    def curate() -> None:
+        scene.tag(photo, "Added/While/Moving")
+        scene.edit(photo, description="written during the move")
+        scene.album("New album", photo)
+        snaps.append(snapshot(scene.world, [lib.id], scene.admin.id))
+
+    fake.faults.add("notify", method="PUT", route="/assets/copy")
+    fake.on_notify = curate
+
+    first = run_job(scene.env())
+
+    waiting, = first.outcomes("waiting")
+    assert "curated while it moved" in waiting["reason"] and photo.deleted_at is None
+    assert any("description" in d for d in waiting["differences"])
+    fake.on_notify = None
+    second = run_job(scene.env())
+    assert second.counts()["uploaded"] == 1, second.report["outcomes"]
+    check(scene.world, snaps[0])
+    record = curated(scene.world, moved(scene, photo))
+    assert "Added/While/Moving" in record.tags and record.description == "written during the move"
+
+
+# --- the trash, disabled --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trash", [True, False])
+def test_a_trashed_source_keeps_its_file_until_immich_purges_it(trash, scene, run_job):
+    scene.world.features["trash"] = trash
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    assert run_job(scene.env()).counts()["uploaded"] == 1
+    assert photo.deleted_at is not None and photo.original_path in scene.world.disk, "trashed: the file stays"
+    with scene.world.lock:
+        scene.world.nightly_deletion_check()
+    assert (photo.id in scene.world.assets) is trash, "with the trash disabled the nightly check purges it"
+    assert (photo.original_path in scene.world.disk) is trash
+    check(scene.world, snap)
+
