@@ -1,10 +1,13 @@
 """Real media files for tests: JPEG and PNG stills with EXIF dates and GPS (Pillow), short videos
-(ffmpeg). Each call with a different `seed` gives different bytes."""
+(ffmpeg), and live-photo halves carrying Apple's ContentIdentifier where a real iPhone puts it (the
+still's Apple MakerNote, the video's QuickTime key), so that a real Immich links them by itself. Each
+call with a different `seed` gives different bytes."""
 
 from __future__ import annotations
 
 import random
 import shutil
+import struct
 import subprocess
 from datetime import datetime
 from fractions import Fraction
@@ -17,6 +20,16 @@ _DATETIME_ORIGINAL = 0x9003
 _OFFSET_TIME_ORIGINAL = 0x9011
 _GPS_IFD = 0x8825
 _EXIF_IFD = 0x8769
+_MAKER_NOTE = 0x927C
+
+
+def apple_maker_note(content_id: str) -> bytes:
+    """An Apple MakerNote holding only the ContentIdentifier (tag 0x0011), as exiftool reads it:
+    "Apple iOS\\0", version 1, "MM", then a big-endian IFD whose offsets count from the note's start."""
+    head = b"Apple iOS\x00" + b"\x00\x01" + b"MM"
+    value = content_id.encode() + b"\x00"
+    ifd = struct.pack(">H", 1) + struct.pack(">HHII", 0x0011, 2, len(value), len(head) + 2 + 12 + 4) + b"\x00" * 4
+    return head + ifd + value
 
 
 def _dms(value: float) -> tuple[Fraction, Fraction, Fraction]:
@@ -47,16 +60,19 @@ def jpeg(
     gps: tuple[float, float] | None = None,
     size: tuple[int, int] = (640, 480),
     make: str = "ScenarioCam",
+    content_id: str | None = None,
 ) -> bytes:
     image = _picture(seed, size)
     exif = Image.Exif()
-    exif[0x010F] = make  # Make
+    exif[0x010F] = "Apple" if content_id else make  # Make
     exif[0x0110] = f"S{seed}"  # Model
     if taken is not None:
         ifd = exif.get_ifd(_EXIF_IFD)
         ifd[_DATETIME_ORIGINAL] = taken.strftime("%Y:%m:%d %H:%M:%S")
         if offset:
             ifd[_OFFSET_TIME_ORIGINAL] = offset
+    if content_id:
+        exif.get_ifd(_EXIF_IFD)[_MAKER_NOTE] = apple_maker_note(content_id)
     if gps is not None:
         lat, lon = gps
         gps_ifd = exif.get_ifd(_GPS_IFD)
@@ -76,8 +92,9 @@ def png(seed: int, size: tuple[int, int] = (320, 200)) -> bytes:
 
 
 def video(seed: int, path: Path, *, seconds: float = 1.0, size: str = "320x240",
-          creation_time: str = "2020-07-04T12:00:00Z") -> Path:
-    """A short H.264 MP4 (or MOV, by `path`'s suffix) made by ffmpeg; `seed` picks its colour."""
+          creation_time: str = "2020-07-04T12:00:00Z", content_id: str | None = None) -> Path:
+    """A short H.264 MP4 (or MOV, by `path`'s suffix) made by ffmpeg; `seed` picks its colour; with
+    `content_id`, the QuickTime key com.apple.quicktime.content.identifier of a live photo's video."""
     if shutil.which("ffmpeg") is None:
         raise RuntimeError("ffmpeg is missing: install it with `apt-get install -y ffmpeg`")
     rng = random.Random(seed)
@@ -87,7 +104,10 @@ def video(seed: int, path: Path, *, seconds: float = 1.0, size: str = "320x240",
         ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"color=c={color}:s={size}:d={seconds}",
          "-f", "lavfi", "-i", f"sine=frequency={200 + seed % 800}:duration={seconds}",
          "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-         "-metadata", f"creation_time={creation_time}", str(path)],
+         "-metadata", f"creation_time={creation_time}",
+         *(["-metadata", f"com.apple.quicktime.content.identifier={content_id}", "-movflags", "use_metadata_tags"]
+           if content_id else []),
+         str(path)],
         check=True,
     )
     return path

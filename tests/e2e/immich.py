@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -120,3 +124,40 @@ class World:
 
     def id(self, name: str) -> str:
         return self.assets[name]["id"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def job(url: str, key: str, library_ids: list[str], command: str = "run", report: Path | None = None,
+        **env: str) -> subprocess.Popen:
+    """The real job in a subprocess, as a user runs it."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("IMMICH_", "EXT2INT_"))}
+    full.update({"IMMICH_URL": url, "IMMICH_API_KEY": key, "EXT2INT_LIBRARY_IDS": ",".join(library_ids),
+                 "EXT2INT_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT), **env})
+    if report:
+        full["EXT2INT_REPORT"] = str(report)
+    return subprocess.Popen([sys.executable, "-m", "job", command], env=full, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def run(url: str, key: str, library_ids: list[str], report: Path, **env: str) -> dict:
+    """One run to its end; its JSON report."""
+    code, _, err = finish(job(url, key, library_ids, report=report, **env))
+    assert code in (0, 1), err
+    return json.loads(report.read_text())
+
+
+def upload(api: Api, data: bytes, name: str, content_type: str = "image/jpeg") -> str:
+    """An asset uploaded as a phone backs it up; its id."""
+    response = api.session.post(api.url + "/assets", files={"assetData": (name, data, content_type)},
+                                data={"fileCreatedAt": "2021-06-01T10:00:00.000Z",
+                                      "fileModifiedAt": "2021-06-01T10:00:00.000Z",
+                                      "deviceAssetId": f"{name}-{uuid.uuid4().hex[:6]}", "deviceId": "phone"})
+    assert response.status_code in (200, 201), response.text
+    return response.json()["id"]

@@ -141,3 +141,106 @@ def test_the_fake_answers_like_the_real_immich(e2e, tmp_path):
     differing = [(r, m) for r, m in zip(real, modelled) if r != m]
     assert not differing, "\n".join(f"real: {r}\nfake: {m}" for r, m in differing)
     assert len(real) == len(modelled)
+
+
+def wait_idle(api: Api) -> None:
+    api.wait_idle()  # the fake has nothing queued: it answers at once
+
+
+def observe_files_and_relations(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
+    """What a delete removes, how live photos link, and what a disabled trash keeps (API.md, last
+    sections): the rules the delete gate stands on."""
+    seen: list[tuple[str, object]] = []
+    me = api.me()
+
+    def library(folder: Path) -> dict:
+        lib = api.call("POST", "/libraries", json={"ownerId": me["id"], "name": folder.name, "importPaths": [str(folder)]})
+        api.call("POST", f"/libraries/{lib['id']}/scan")
+        return lib
+
+    # Two libraries over one folder: deleting one's asset for good deletes the file from under the other.
+    shared = import_root / f"shared-{uuid.uuid4().hex[:8]}"
+    shared.mkdir(parents=True)
+    (shared / "s.jpg").write_bytes(media.jpeg(seed + 1))
+    first, second = library(shared), library(shared)
+    wait_for(api, lambda: all(len(api.search(libraryId=lib["id"])) == 1 for lib in (first, second)))
+    mine, = api.search(libraryId=first["id"])
+    other, = api.search(libraryId=second["id"])
+    seen.append(("two libraries, one file, two assets", (mine["id"] != other["id"], mine["originalPath"] == other["originalPath"])))
+    api.call("DELETE", "/assets", json={"ids": [mine["id"]], "force": True})
+    wait_for(api, lambda: not (shared / "s.jpg").exists())
+    seen.append(("a delete for good removes the file whatever else points at it", (shared / "s.jpg").exists()))
+    api.call("POST", f"/libraries/{second['id']}/scan")
+    wait_for(api, lambda: api.asset(other["id"])["isOffline"])
+    after = api.asset(other["id"])
+    seen.append(("the other library's asset goes offline at its next scan", (after["isOffline"], after["isTrashed"])))
+
+    # Live photos link by ContentIdentifier among ALL the user's assets: across libraries, and to an
+    # internal video (a phone backup).
+    cid = str(uuid.uuid4()).upper()
+    stills, videos = import_root / f"stills-{uuid.uuid4().hex[:8]}", import_root / f"videos-{uuid.uuid4().hex[:8]}"
+    stills.mkdir(parents=True)
+    media.video(seed + 2, videos / "IMG_1.mov", content_id=cid)
+    video_lib = library(videos)
+    wait_for(api, lambda: len(api.search(libraryId=video_lib["id"])) == 1)
+    wait_idle(api)
+    (stills / "IMG_1.jpg").write_bytes(media.jpeg(seed + 3, content_id=cid))
+    still_lib = library(stills)
+    wait_for(api, lambda: len(api.search(libraryId=still_lib["id"])) == 1)
+    wait_idle(api)
+    still, = api.search(libraryId=still_lib["id"])
+    video, = api.search(libraryId=video_lib["id"])
+    seen.append(("a still links to a video in another library", (api.asset(still["id"])["livePhotoVideoId"] == video["id"],
+                                                                api.asset(video["id"])["visibility"])))
+    cid = str(uuid.uuid4()).upper()
+    phone = media.video(seed + 4, import_root / f"phone-{uuid.uuid4().hex[:8]}.mov", content_id=cid).read_bytes()
+    response = api.session.post(api.url + "/assets", files={"assetData": ("IMG_2.MOV", phone, "video/quicktime")},
+                                data={"fileCreatedAt": "2021-06-01T10:00:00.000Z", "fileModifiedAt": "2021-06-01T10:00:00.000Z",
+                                      "deviceAssetId": "IMG_2", "deviceId": "contract"})
+    internal_video = response.json()["id"]
+    wait_idle(api)
+    exported = import_root / f"exported-{uuid.uuid4().hex[:8]}"
+    exported.mkdir(parents=True)
+    (exported / "IMG_2.jpg").write_bytes(media.jpeg(seed + 5, content_id=cid))
+    exported_lib = library(exported)
+    wait_for(api, lambda: len(api.search(libraryId=exported_lib["id"])) == 1)
+    wait_idle(api)
+    external_still, = api.search(libraryId=exported_lib["id"])
+    seen.append(("an external still links to an internal video", api.asset(external_still["id"])["livePhotoVideoId"] == internal_video))
+
+    # With the trash disabled, a plain delete still only trashes: the file stays until the nightly check.
+    config = api.get("/system-config")
+    api.call("PUT", "/system-config", json={**config, "trash": {**config["trash"], "enabled": False}})
+    try:
+        seen.append(("the server says the trash is off", api.get("/server/features")["trash"]))
+        target = api.search(libraryId=exported_lib["id"])[0]
+        api.call("DELETE", "/assets", json={"ids": [target["id"]], "force": False})
+        wait_idle(api)
+        seen.append(("with the trash off, a delete only trashes", (api.asset(target["id"])["isTrashed"],
+                                                                  (exported / "IMG_2.jpg").exists())))
+    finally:
+        api.call("PUT", "/system-config", json={**config, "trash": config["trash"]})
+    return seen
+
+
+@pytest.mark.e2e
+def test_the_fake_deletes_files_and_links_live_photos_like_the_real_immich(e2e, tmp_path):
+    seed = random.randrange(1_000_000)
+    real = observe_files_and_relations(e2e.admin, e2e.import_root, seed)
+    fake = FakeImmich().start()
+    try:
+        scene = Scene(fake)
+        modelled = observe_files_and_relations(Api(fake.url, scene.key), tmp_path, seed + 500)
+    finally:
+        fake.stop()
+    assert [r for r in real] == [
+        ("two libraries, one file, two assets", (True, True)),
+        ("a delete for good removes the file whatever else points at it", False),
+        ("the other library's asset goes offline at its next scan", (True, True)),
+        ("a still links to a video in another library", (True, "hidden")),
+        ("an external still links to an internal video", True),
+        ("the server says the trash is off", False),
+        ("with the trash off, a delete only trashes", (True, True)),
+    ], "Immich does what API.md says"
+    differing = [(r, m) for r, m in zip(real, modelled) if r != m]
+    assert not differing, "\n".join(f"real: {r}\nfake: {m}" for r, m in differing)

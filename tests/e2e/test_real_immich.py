@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -72,13 +73,15 @@ def build_curated_world(e2e, tmp_path: Path) -> tuple[World, dict]:
     world.write("p04.jpg", media.jpeg(seed + 4))
     world.write("q01.png", media.png(seed + 5))
     world.write("v01.mp4", media.video(seed + 6, tmp_path / "v01.mp4").read_bytes())
-    world.write("live/l01.jpg", media.jpeg(seed + 7))
-    world.write("live/l01.mov", media.video(seed + 8, tmp_path / "l01.mov").read_bytes())
+    cid = str(uuid.uuid4()).upper()  # Apple's ContentIdentifier: Immich links the two halves itself
+    world.write("live/l01.jpg", media.jpeg(seed + 7, content_id=cid))
+    world.write("live/l01.mov", media.video(seed + 8, tmp_path / "l01.mov", content_id=cid).read_bytes())
     world.write("f01.jpg", media.jpeg(seed + 9))
     world.write("p07.jpg", media.jpeg(seed + 10))
     world.write("p08.jpg", media.jpeg(seed + 11))
     world.scan(admin)
     assert sorted(world.assets) == sorted(world.files), "Immich imported every file"
+    assert world.assets["live/l01.jpg"]["livePhotoVideoId"] == world.id("live/l01.mov"), "linked by Immich"
     a = world.id
 
     admin.call("PUT", "/assets", json={"ids": [a("p01.jpg")], "isFavorite": True, "description": "Cliffs at dawn", "rating": 4})
@@ -89,7 +92,6 @@ def build_curated_world(e2e, tmp_path: Path) -> tuple[World, dict]:
                                        "latitude": 48.8584, "longitude": 2.2945})
     admin.call("POST", "/stacks", json={"assetIds": [a("p03.jpg"), a("p04.jpg")]})
     admin.call("PUT", "/assets", json={"ids": [a("q01.png")], "isFavorite": True, "description": "a png"})
-    admin.call("PUT", f"/assets/{a('live/l01.jpg')}", json={"livePhotoVideoId": a("live/l01.mov")})
     album_a = admin.call("POST", "/albums", json={"albumName": f"A {tag}", "assetIds": [a("p01.jpg"), a("p03.jpg"), a("q01.png")]})
     admin.call("PATCH", f"/albums/{album_a['id']}", json={"albumThumbnailAssetId": a("p01.jpg")})
     album_b = admin.call("POST", "/albums", json={"albumName": f"B {tag}", "assetIds": [a("v01.mp4"), a("f01.jpg"), a("live/l01.jpg")]})

@@ -60,6 +60,8 @@ ROUTES = [
     Route("GET", "/server/ping", "ping", None),
     Route("GET", "/users/me", "users_me", "user.read"),
     Route("GET", "/admin/users", "admin_users", "adminUser.read", admin=True),
+    Route("GET", "/system-config", "system_config", "systemConfig.read", admin=True),
+    Route("PUT", "/system-config", "set_system_config", "systemConfig.update", admin=True),
     Route("GET", "/api-keys/me", "api_key_me", ""),
     Route("GET", "/libraries", "libraries", "library.read", admin=True),
     Route("GET", "/libraries/{id}", "library", "library.read", admin=True),
@@ -580,6 +582,18 @@ class Routes:
     @staticmethod
     def users_me(world: World, call: Call):
         return render.me(call.user)
+
+    @staticmethod
+    def system_config(world: World, call: Call):
+        """Only the part the job and its tests touch; the real one holds every setting."""
+        return {"trash": {"enabled": world.features["trash"], "days": world.trash_days}}
+
+    @staticmethod
+    def set_system_config(world: World, call: Call):
+        trash = call.json().get("trash", {})
+        world.features["trash"] = bool(trash.get("enabled", world.features["trash"]))
+        world.trash_days = trash.get("days", world.trash_days)
+        return Routes.system_config(world, call)
 
     @staticmethod
     def admin_users(world: World, call: Call):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 import threading
 import time
 import uuid
@@ -81,6 +82,22 @@ class Embedded:
     make: str | None = None
     faces: list[tuple[int, int, int, int]] = field(default_factory=list)  # what face detection would find
     content_id: str | None = None  # Apple's ContentIdentifier: live-photo halves share one
+
+
+_UUID_TEXT = re.compile(rb"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+
+
+def content_id_in(data: bytes) -> str | None:
+    """Apple's ContentIdentifier as exiftool reads it from a real file: tag 0x0011 of the Apple
+    MakerNote of a JPEG ('Apple iOS' header), or the QuickTime key
+    com.apple.quicktime.content.identifier of a MOV/MP4 (the value follows the key)."""
+    for marker in (b"Apple iOS\x00", b"com.apple.quicktime.content.identifier"):
+        index = data.find(marker)
+        if index >= 0:
+            found = _UUID_TEXT.search(data, index, index + 4096)
+            if found:
+                return found.group(0).decode()
+    return None
 
 
 @dataclass(eq=False)
@@ -258,6 +275,8 @@ class World:
         self.disk_mtime: dict[str, str] = {}
         self.disk_sidecars: dict[str, dict[str, Any]] = {}
         self.removed_files: list[tuple[str, Blob, str]] = []  # (path, content, owner of the asset whose deletion removed it)
+        self.real_files: set[str] = set()  # files a scan read from the real file system (the contract test's)
+        self.trash_days = 30
         self.embedded: dict[bytes, Embedded] = {}  # sha1 -> what the file says
         self.queue_backlog: Any = None  # int, or a callable returning {queue: jobs}
         self.extraction_delay = 0.0
@@ -325,7 +344,11 @@ class World:
                     path = os.path.join(folder, name)
                     if path not in self.disk and not name.endswith(".xmp"):
                         with open(path, "rb") as handle:
-                            self.put_file(path, Blob.of(handle.read()), mtime=iso(os.stat(path).st_mtime))
+                            blob = Blob.of(handle.read())
+                        cid = content_id_in(blob.read_all())
+                        self.put_file(path, blob, mtime=iso(os.stat(path).st_mtime),
+                                      embedded=Embedded(width=None, height=None, content_id=cid) if cid else None)
+                        self.real_files.add(path)
         imported = []
         known = {a.original_path: a for a in self.assets.values() if a.library_id == library.id}
         for path in sorted(self.disk):
@@ -445,6 +468,8 @@ class World:
 
     def create_upload(self, owner: User, blob: Blob, fields: dict[str, str]) -> Asset:
         name = fields.get("filename") or "upload.bin"
+        if blob.data is not None and blob.sha1 not in self.embedded and (cid := content_id_in(blob.data)):
+            self.embedded[blob.sha1] = Embedded(width=None, height=None, content_id=cid)
         kind = "VIDEO" if name.lower().endswith((".mp4", ".mov")) else "IMAGE"
         asset = Asset(
             id=new_id(), owner_id=owner.id, library_id=None, type=kind,
@@ -584,10 +609,10 @@ class World:
             for asset in assets:
                 self.final_delete(asset)
 
-    def nightly_deletion_check(self, trash_days: float = 30) -> None:
+    def nightly_deletion_check(self) -> None:
         """asset.service handleAssetDeletionCheck: every asset trashed longer ago than the trash days (0
         when the trash is disabled) is deleted for good, its file too unless it is offline."""
-        days = trash_days if self.features["trash"] else 0
+        days = self.trash_days if self.features["trash"] else 0
         cutoff = time.time() - days * 86400
         for asset in [a for a in self.assets.values() if a.deleted_at is not None and a.deleted_at <= cutoff]:
             self.final_delete(asset)
@@ -636,6 +661,11 @@ class World:
             if library is not None and not library.read_only and asset.original_path in self.disk:
                 self.removed_files.append((asset.original_path, self.disk.pop(asset.original_path), asset.owner_id))
                 self.disk_sidecars.pop(asset.original_path, None)
+                if asset.original_path in self.real_files:  # a real file the contract test wrote
+                    import os
+
+                    self.real_files.discard(asset.original_path)
+                    os.remove(asset.original_path)
 
     # --- albums ---------------------------------------------------------------------------------
 
