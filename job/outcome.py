@@ -47,75 +47,57 @@ KINDS: dict[Kind, KindInfo] = {
 assert set(KINDS) == set(Kind)
 
 
-class Skip(str, Enum):
-    OFFLINE = "offline"
-    TRASHED = "trashed"
-    LOCKED = "locked"
-    OTHER_OWNER = "other_owner"
-    NOT_EXTERNAL = "not_external"
-    LIVE_VIDEO_UNAVAILABLE = "live_video_unavailable"
-    LIVE_STILL_TRASHED = "live_still_trashed"
-    KEPT = "kept"
-    REIMPORT_LOOP = "reimport_loop"
-    CLAIMED = "claimed"
+class Reason(str, Enum):
+    """A reason written once: its value (in the report and the metrics' label) with its text (for a
+    person)."""
 
-    @property
-    def text(self) -> str:
-        return SKIP_TEXT[self]
+    def __new__(cls, value: str, text: str) -> Reason:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.text = text
+        return member
 
 
-SKIP_TEXT = {
-    Skip.OFFLINE: "Immich marks the file offline (missing on disk): it cannot be downloaded",
-    Skip.TRASHED: "the external asset is in the trash: deleting it was your choice",
-    Skip.LOCKED: "the asset is in the locked folder, which an API key cannot read",
-    Skip.OTHER_OWNER: "the asset belongs to another user: run ext2int with that user's API key",
-    Skip.NOT_EXTERNAL: "the asset is not in an external library",
-    Skip.LIVE_VIDEO_UNAVAILABLE: "the video half of this live photo is offline, trashed or missing",
-    Skip.LIVE_STILL_TRASHED: "the video half of a live photo whose still is in the trash",
-    Skip.KEPT: "already copied with EXT2INT_DELETE=keep",
-    Skip.REIMPORT_LOOP: ("a re-import of a file already moved: Immich could not delete the original (read-only "
-                         "mount?), so its library scan imported it again. Give Immich write access to the folder, or "
-                         "add an exclusion pattern for the file in the library's settings, then delete this external "
-                         "asset"),
-    Skip.CLAIMED: "another run of ext2int is moving it right now (its claim expires by itself if that run died)",
-}
-assert set(SKIP_TEXT) == set(Skip)
+class Skip(Reason):
+    OFFLINE = "offline", "Immich marks the file offline (missing on disk): it cannot be downloaded"
+    TRASHED = "trashed", "the external asset is in the trash: deleting it was your choice"
+    LOCKED = "locked", "the asset is in the locked folder, which an API key cannot read"
+    OTHER_OWNER = "other_owner", "the asset belongs to another user: run ext2int with that user's API key"
+    NOT_EXTERNAL = "not_external", "the asset is not in an external library"
+    LIVE_VIDEO_UNAVAILABLE = "live_video_unavailable", "the video half of this live photo is offline, trashed or missing"
+    LIVE_STILL_TRASHED = "live_still_trashed", "the video half of a live photo whose still is in the trash"
+    KEPT = "kept", "already copied with EXT2INT_DELETE=keep"
+    REIMPORT_LOOP = "reimport_loop", (
+        "a re-import of a file already moved: Immich could not delete the original (read-only mount?), so its "
+        "library scan imported it again. Give Immich write access to the folder, or add an exclusion pattern for the "
+        "file in the library's settings, then delete this external asset")
+    CLAIMED = "claimed", "another run of ext2int is moving it right now (its claim expires by itself if that run died)"
 
 
-class Hold(str, Enum):
-    SHARED_WITH_USER = "shared_with_user"
-    SHARED_UNSELECTED = "shared_unselected"
-    SHARING_UNKNOWN = "sharing_unknown"
-    IMMICH_STORAGE = "immich_storage"
-    LIVE_VIDEO_ELSEWHERE = "live_video_elsewhere"
-    LIVE_STILL_ELSEWHERE = "live_still_elsewhere"
-    CONFLICT = "conflict"
-    FILE_CHANGED = "file_changed"
-
-    @property
-    def text(self) -> str:
-        return HOLD_TEXT[self]
-
-
-HOLD_TEXT = {
-    Hold.SHARED_WITH_USER: ("the file is also in another user's external library: deleting this asset would delete "
-                            "their photo's file too. Run ext2int with that user's API key as well to move both"),
-    Hold.SHARED_UNSELECTED: ("the file is also in another of your libraries that this run does not move: add it to "
-                             "EXT2INT_LIBRARY_IDS so both assets move together"),
-    Hold.SHARING_UNKNOWN: ("this API key cannot list libraries (not an admin), so whether another user's library holds "
-                           "the same file is unknown. Use an admin's key for listing, or set EXT2INT_ASSUME_UNSHARED=true "
-                           "if no folder of this library is in another user's library (see README)"),
-    Hold.IMMICH_STORAGE: "the file is one of Immich's own files (its upload or library folder): it is not moved",
-    Hold.LIVE_VIDEO_ELSEWHERE: ("the video half of this live photo is in a library this run does not move: add it to "
-                                "EXT2INT_LIBRARY_IDS so both halves move together"),
-    Hold.LIVE_STILL_ELSEWHERE: ("the video half of a live photo whose still is elsewhere (internal, or another "
-                                "library): moving it would break that live photo"),
-    Hold.CONFLICT: ("the external asset and the internal asset holding its bytes have different values for the same "
-                    "field: change one in Immich so they agree, or choose a policy with EXT2INT_ON_CONFLICT"),
-    Hold.FILE_CHANGED: ("the file changed on disk after its bytes were copied: it stays. After Immich's next library "
-                        "scan, a run moves the new version"),
-}
-assert set(HOLD_TEXT) == set(Hold)
+class Hold(Reason):
+    SHARED_WITH_USER = "shared_with_user", (
+        "the file is also in another user's external library: deleting this asset would delete their photo's file "
+        "too. Run ext2int with that user's API key as well to move both")
+    SHARED_UNSELECTED = "shared_unselected", (
+        "the file is also in another of your libraries that this run does not move: add it to EXT2INT_LIBRARY_IDS so "
+        "both assets move together")
+    SHARING_UNKNOWN = "sharing_unknown", (
+        "this API key cannot list libraries (not an admin), so whether another user's library holds the same file is "
+        "unknown. Use an admin's key for listing, or set EXT2INT_ASSUME_UNSHARED=true if no folder of this library is "
+        "in another user's library (see README)")
+    IMMICH_STORAGE = "immich_storage", "the file is one of Immich's own files (its upload or library folder): it is not moved"
+    LIVE_VIDEO_ELSEWHERE = "live_video_elsewhere", (
+        "the video half of this live photo is in a library this run does not move: add it to EXT2INT_LIBRARY_IDS so "
+        "both halves move together")
+    LIVE_STILL_ELSEWHERE = "live_still_elsewhere", (
+        "the video half of a live photo whose still is elsewhere (internal, or another library): moving it would "
+        "break that live photo")
+    CONFLICT = "conflict", (
+        "the external asset and the internal asset holding its bytes have different values for the same field: "
+        "change one in Immich so they agree, or choose a policy with EXT2INT_ON_CONFLICT")
+    FILE_CHANGED = "file_changed", (
+        "the file changed on disk after its bytes were copied: it stays. After Immich's next library scan, a run "
+        "moves the new version")
 
 
 class Stage(str, Enum):
@@ -148,7 +130,6 @@ class Outcome:
     plan: str = ""  # `plan` only: what would happen
     steps: dict[str, float] = field(default_factory=dict)
     stops_run: str = ""  # a failure no other asset can avoid (a missing permission): the run stops
-    pending_delete: list[str] = field(default_factory=list)  # verified sources the gate still has to release
 
     def hold(self, hold: Hold, *details: str) -> Outcome:
         self.kind, self.reason, self.differences = Kind.HELD, hold.value, list(details)

@@ -157,7 +157,7 @@ class Report:
         yield from self.notes
 
 
-_OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name != "pending_delete")
+_OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:

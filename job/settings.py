@@ -13,63 +13,37 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AliasChoices, ByteSize, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices, ByteSize, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.record import Policy
+from job.values import DeleteMode, LogFormat, Pools, QueueAction, Switch, parse_duration
 
-
-class DeleteMode(str, Enum):
-    TRASH = "trash"  # to Immich's trash: restorable until the trash is emptied
-    FORCE = "force"  # for good, now
-    KEEP = "keep"  # not at all: copy only
-
-
-class QueueAction(str, Enum):
-    PAUSE = "pause"
-    STOP = "stop"
-
-
-class LogFormat(str, Enum):
-    AUTO = "auto"
-    TEXT = "text"
-    JSON = "json"
-
-
-class Switch(str, Enum):
-    AUTO = "auto"
-    ON = "on"
-    OFF = "off"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: object) -> float | None:
-    """'90', '90s', '30m', '2h', '1d' -> seconds. Empty -> None."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError("must be a duration such as 90, 90s, 30m, 2h or 1d")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("must be greater than zero")
-    return seconds
+__all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "SettingsError", "Switch", "load_settings",
+           "parse_duration"]
 
 
 _MISSING_KEY = (
     "IMMICH_API_KEY is not set: create an API key in Immich (Account Settings > API Keys) "
     "and set IMMICH_API_KEY, or IMMICH_API_KEY_FILE to a file holding it"
 )
+
+
+# whole numbers and the range each must be in, with the message that names the fix
+_RANGES: dict[str, tuple[int, int | None, str]] = {
+    "batch_size": (1, None, "must be 1 or more (the number of assets moved per run)"),
+    "concurrency": (1, 32, "must be between 1 and 32 (assets moved at once; 2 to 4 suits most servers)"),
+    "metrics_port": (1, 65535, "must be a TCP port between 1 and 65535"),
+    "queue_threshold": (0, None, "must be 0 (no throttling) or more (waiting jobs in Immich's queues)"),
+    "http_retries": (0, 20, "must be between 0 and 20"),
+    "transfer_retries": (0, 20, "must be between 0 and 20"),
+}
 
 
 def _env(name: str, *more: str):
@@ -97,7 +71,7 @@ class Settings(BaseSettings):
     join_descriptions: bool = Field(default=False, validation_alias="EXT2INT_JOIN_DESCRIPTIONS")
     assume_unshared: bool = Field(default=False, validation_alias="EXT2INT_ASSUME_UNSHARED")
     rehash_after: Annotated[float, NoDecode] = Field(default=600.0, validation_alias="EXT2INT_REHASH_AFTER")
-    claim_wait: Annotated[float, NoDecode] = Field(default=3.0, validation_alias="EXT2INT_CLAIM_WAIT")
+    claim_wait: Annotated[float, NoDecode] = Field(default=2.0, validation_alias="EXT2INT_CLAIM_WAIT")
     claim_ttl: Annotated[float, NoDecode] = Field(default=1800.0, validation_alias="EXT2INT_CLAIM_TTL")
     report_path: Path | None = Field(default=None, validation_alias="EXT2INT_REPORT")
 
@@ -160,18 +134,12 @@ class Settings(BaseSettings):
                 ) from None
         return parts
 
-    @field_validator("batch_size")
+    @field_validator(*_RANGES)
     @classmethod
-    def _batch(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be 1 or more (the number of assets moved per run)")
-        return value
-
-    @field_validator("concurrency")
-    @classmethod
-    def _concurrency(cls, value: int) -> int:
-        if not 1 <= value <= 32:
-            raise ValueError("must be between 1 and 32 (assets moved at once; 2 to 4 suits most servers)")
+    def _in_range(cls, value: int, info: ValidationInfo) -> int:
+        low, high, message = _RANGES[info.field_name]
+        if value < low or (high is not None and value > high):
+            raise ValueError(message)
         return value
 
     @field_validator("max_bytes")
@@ -227,33 +195,12 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a time zone name; use one such as Europe/Paris or UTC") from None
         return name
 
-    @field_validator("metrics_port")
-    @classmethod
-    def _port(cls, value: int) -> int:
-        if not 1 <= value <= 65535:
-            raise ValueError("must be a TCP port between 1 and 65535")
-        return value
-
     @field_validator("pushgateway_url")
     @classmethod
     def _pushgateway(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value.strip()):
             raise ValueError("must start with http:// or https://, for example http://pushgateway:9091")
         return value.strip() if value else value
-
-    @field_validator("queue_threshold")
-    @classmethod
-    def _threshold(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("must be 0 (no throttling) or more (waiting jobs in Immich's queues)")
-        return value
-
-    @field_validator("http_retries", "transfer_retries")
-    @classmethod
-    def _retries(cls, value: int) -> int:
-        if not 0 <= value <= 20:
-            raise ValueError("must be between 0 and 20")
-        return value
 
     @field_validator("log_level")
     @classmethod
@@ -305,22 +252,6 @@ class Settings(BaseSettings):
     @property
     def pools(self) -> Pools:
         return Pools.of(self.concurrency)
-
-
-class Pools:
-    """How many threads and connections a run uses, from EXT2INT_CONCURRENCY (n), in one place:
-    - n movers: each reads, claims and transfers one unit; the only threads that hold bytes in flight;
-    - 16 + 8n finishers: each waits for Immich and for the claim to settle, carries, verifies and passes
-      the delete gate; they only wait and read, so there are many: transfers never wait for them;
-    - 3n helpers: independent requests of one move sent side by side (reads of a source and its target);
-    - 4n + 4 HTTP connections, so that movers, finishers and helpers rarely wait for a free one."""
-
-    def __init__(self, movers: int, finishers: int, helpers: int, connections: int):
-        self.movers, self.finishers, self.helpers, self.connections = movers, finishers, helpers, connections
-
-    @classmethod
-    def of(cls, concurrency: int) -> Pools:
-        return cls(concurrency, 16 + 8 * concurrency, 3 * concurrency, 4 * concurrency + 4)
 
 
 class SettingsError(Exception):

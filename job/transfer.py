@@ -21,6 +21,7 @@ from job import journal
 from job.clock import Clock
 from job.immich import errors
 from job.immich.client import ImmichClient
+from job.immich.endpoints import ENDPOINTS
 from job.immich.models import Asset, UploadResult
 
 BLOCK = 256 * 1024
@@ -154,7 +155,7 @@ def with_retries(attempt, retries: int, clock: Clock, *, stop=lambda: False):
             if isinstance(exc, errors.NotImmich) or stop():
                 raise
             try:
-                policy = policy.increment(method="POST", url="/api/assets", error=_as_urllib3(exc))
+                policy = policy.increment(method="POST", url=ENDPOINTS["upload"].path, error=_as_urllib3(exc))
             except urllib3.exceptions.MaxRetryError:
                 raise exc from None
             clock.sleep(policy.get_backoff_time())

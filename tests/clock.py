@@ -9,11 +9,12 @@ from job.clock import Clock
 
 
 class Later(Clock):
-    """The system's clock, `offset` seconds ahead: the job runs as if that much time had passed (a dead
-    run's claims have expired, an earlier proof is old)."""
+    """The system's clock, `offset` seconds ahead, and moved on by `advance()`: the job runs as if that
+    much time had passed (a dead run's claims have expired, a download took long)."""
 
-    def __init__(self, offset: float):
+    def __init__(self, offset: float = 0.0):
         self.offset = offset
+        self._lock = threading.Lock()
 
     def time(self) -> float:
         return time.time() + self.offset
@@ -21,31 +22,24 @@ class Later(Clock):
     def monotonic(self) -> float:
         return time.monotonic() + self.offset
 
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.offset += seconds
 
-class Jumping(Clock):
-    """A clock whose waits return at once and move its time forward by what was waited: a run that
-    would pause for minutes takes milliseconds, and its limits and timeouts see the minutes."""
+
+class Jumping(Later):
+    """A clock whose waits return at once and move its time on by what was waited: a run that would
+    pause for minutes takes milliseconds, and its limits and timeouts see the minutes."""
 
     def __init__(self) -> None:
-        self._offset = 0.0
-        self._lock = threading.Lock()
+        super().__init__()
         self.waited = 0.0
-
-    def time(self) -> float:
-        return time.time() + self._offset
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self._offset
 
     def sleep(self, seconds: float, until: threading.Event | None = None) -> bool:
         if until is not None and until.is_set():
             return True
+        self.advance(max(0.0, seconds))
         with self._lock:
-            self._offset += max(0.0, seconds)
             self.waited += max(0.0, seconds)
-        time.sleep(0)  # let other threads run
+        time.sleep(0)  # let the other threads run
         return until.is_set() if until is not None else False
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._offset += seconds

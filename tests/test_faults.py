@@ -13,7 +13,7 @@ from tests.invariant import check, snapshot
 
 @pytest.fixture
 def client(fake, scene):
-    transport = Transport(fake.url, scene.key, timeout=1.0, connect_timeout=1.0, retries=3)
+    transport = Transport(fake.url, scene.key, timeout=0.3, retries=3, pool_size=4)
     yield ImmichClient(transport)
     transport.close()
 
@@ -24,7 +24,7 @@ def client(fake, scene):
     dict(action="status", status=504),
     dict(action="status", status=429, retry_after=0),
     dict(action="drop"),
-    dict(action="delay", seconds=1.5),  # longer than the 1 s read timeout
+    dict(action="delay", seconds=0.6),  # longer than the 0.3 s read timeout (real time: a socket times out)
     dict(action="truncate", after_bytes=10),  # the answer breaks off
     dict(action="wrong_length", delta=-5),  # the body ends inside the JSON
     dict(action="wrong_length", delta=50),  # the connection ends before the announced length

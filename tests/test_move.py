@@ -201,3 +201,43 @@ def test_plan_sends_no_mutating_request_and_lists_every_asset(scene, run_job):
     assert "1 live photos" in result.stdout and "touching 1 albums" in result.stdout
     b = next(o for o in result.outcomes() if o["path"].endswith("b.jpg"))
     assert b["cannot_move"] == ["shown in 1 memories"]
+
+
+def test_plan_shows_what_run_would_decide_holds_and_conflicts_included(scene, run_job):
+    lib = scene.library()
+    scene.library("theirs", owner=scene.other, paths=["/mnt/photos/shared"])
+    shared = scene.photo(lib, "shared/family.jpg")
+    conflicting = scene.edit(scene.photo(lib, "c.jpg"), description="from the folder")
+    scene.internal(conflicting.blob.read_all(), description="from the phone")
+    still, video = scene.live(lib, "l")
+    scene.trash(video)
+    stills, videos = scene.library("stills"), scene.library("videos")
+    scene.video(videos, "IMG_2.mov", content_id="CID-PLAN")
+    elsewhere = scene.photo(stills, "IMG_2.jpg", content_id="CID-PLAN")
+    assert run_job(scene.env(EXT2INT_LIBRARY_IDS=lib.id)).counts()["held"] == 2, "run held the shared file and the conflict"
+    plain = scene.photo(lib, "plain.jpg")
+    scene.fake.clear_log()
+
+    result = run_job(scene.env(EXT2INT_LIBRARY_IDS=f"{lib.id},{stills.id}"), "plan")
+
+    assert result.code == 0, result.stderr
+    assert not scene.fake.mutating_requests()
+    plans = {o["path"].rsplit("/", 1)[-1]: o["plan"] for o in result.outcomes()}
+    assert plans["family.jpg"] == "hold (shared_with_user)"
+    assert plans["c.jpg"] == "hold (conflict)", "an earlier run's journal names the twin: plan compares"
+    assert plans["l.jpg"] == "skip (live_video_unavailable)"
+    assert plans["IMG_2.jpg"] == "hold (live_video_elsewhere)"
+    assert plans["plain.jpg"].startswith("move")
+    assert "description: external 'from the folder', internal 'from the phone'" in result.stdout
+    assert shared.deleted_at is None and elsewhere.deleted_at is None and plain.deleted_at is None and still.deleted_at is None
+
+
+def test_plan_knows_an_earlier_runs_journal(scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    assert run_job(scene.env(EXT2INT_DELETE="keep")).counts()["uploaded"] == 1
+    kept = run_job(scene.env(EXT2INT_DELETE="keep"), "plan")
+    assert [o["plan"] for o in kept.outcomes()] == ["skip (kept)"]
+    finishing = run_job(scene.env(), "plan")
+    assert [o["plan"] for o in finishing.outcomes()] == ["finish (copied earlier: verify, delete)"]
+    assert photo.deleted_at is None

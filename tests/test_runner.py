@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from tests.clock import Jumping, Later
 from tests.invariant import check, snapshot
 
 
@@ -59,8 +60,10 @@ def test_max_bytes_is_a_soft_limit(scene, run_job):
 def test_max_duration_stops_taking_new_assets(fake, scene, run_job):
     lib = photos(scene, 6)
     snap = snapshot(scene.world, [lib.id], scene.admin.id)
-    fake.faults.add("delay", method="GET", route="/assets/{id}/original", seconds=0.4, times=0)
-    result = run_job(scene.env(EXT2INT_MAX_DURATION="1", EXT2INT_CONCURRENCY="1"))
+    clock = Later()
+    fake.faults.add("notify", method="GET", route="/assets/{id}/original", times=0)
+    fake.on_notify = lambda: clock.advance(0.4)  # each download takes 0.4 s of the job's time
+    result = run_job(scene.env(EXT2INT_MAX_DURATION="1", EXT2INT_CONCURRENCY="1"), clock=clock)
     assert result.code == 0
     assert 1 <= result.counts()["uploaded"] < 6
     assert "EXT2INT_MAX_DURATION" in result.report["stoppedBecause"]
@@ -70,12 +73,11 @@ def test_max_duration_stops_taking_new_assets(fake, scene, run_job):
 def test_concurrency_moves_several_assets_at_once(fake, scene, run_job):
     lib = photos(scene, 6)
     snap = snapshot(scene.world, [lib.id], scene.admin.id)
-    fake.faults.add("delay", method="GET", route="/assets/{id}/original", seconds=0.3, times=0)
+    # the first unit goes through alone (until a first delete worked); the next three must meet in flight
+    together = fake.faults.add("meet", method="GET", route="/assets/{id}/original", nth=2, times=3, count=3)
     result = run_job(scene.env(EXT2INT_CONCURRENCY="3"))
     assert result.code == 0 and result.counts()["uploaded"] == 6
-    starts = sorted(e.at for e in fake.requests("GET", "/assets/{id}/original"))
-    # the first unit goes through alone (until a first delete worked); then three at once
-    assert starts[1] - starts[0] >= 0.3 and starts[3] - starts[1] < 0.3, "three downloads were under way together"
+    assert together.met, "three downloads were under way together"
     check(scene.world, snap)
 
 
@@ -84,9 +86,10 @@ def test_full_queues_pause_the_run_until_they_drain(fake, scene, run_job):
     snap = snapshot(scene.world, [lib.id], scene.admin.id)
     readings = itertools.chain([5000, 5000, 5000], itertools.repeat(0))
     scene.world.queue_backlog = lambda: {"metadataExtraction": next(readings)}
-    result = run_job(scene.env(EXT2INT_QUEUE_THRESHOLD="100", EXT2INT_QUEUE_POLL="0.2"))
+    clock = Jumping()
+    result = run_job(scene.env(EXT2INT_QUEUE_THRESHOLD="100", EXT2INT_QUEUE_POLL="20s"), clock=clock)
     assert result.code == 0 and result.counts()["uploaded"] == 3
-    assert result.report["throttledSeconds"] >= 0.4
+    assert result.report["throttledSeconds"] == 60 and clock.waited >= 60, "three pauses of 20 s, taken at once"
     first_upload = fake.requests("POST", "/assets")[0].at
     assert all(q.at < first_upload for q in fake.requests("GET", "/queues")[:3]), "nothing moved while the queues were full"
     check(scene.world, snap)
@@ -103,8 +106,9 @@ def test_full_queues_end_the_run_early_when_asked(scene, run_job):
 def test_queues_that_never_drain_end_the_run_after_the_longest_pause(scene, run_job):
     photos(scene, 2)
     scene.world.queue_backlog = 5000
-    result = run_job(scene.env(EXT2INT_QUEUE_THRESHOLD="100", EXT2INT_QUEUE_POLL="0.1", EXT2INT_QUEUE_MAX_PAUSE="0.5"))
-    assert result.counts()["uploaded"] == 0 and "stayed above" in result.report["stoppedBecause"]
+    result = run_job(scene.env(EXT2INT_QUEUE_THRESHOLD="100", EXT2INT_QUEUE_POLL="1m", EXT2INT_QUEUE_MAX_PAUSE="10m"),
+                     clock=Jumping())
+    assert result.counts()["uploaded"] == 0 and "stayed above 100 jobs for 600s" in result.report["stoppedBecause"]
 
 
 def test_a_key_that_cannot_read_queues_runs_without_back_pressure(fake, scene, run_job):

@@ -1,15 +1,12 @@
-"""Service mode's schedule: cron parsing and time zones, one run at a time, runs skipped (and
-counted) rather than stacked. Uses a sub-second trigger instead of waiting on real minutes."""
+"""Service mode's schedule: cron parsing and time zones, one run at a time, runs skipped (and counted)
+rather than stacked. Fires are forced and waited for as events: nothing waits for a minute to pass."""
 
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timezone
 
-from apscheduler.triggers.interval import IntervalTrigger
-
-from job.schedule import build_scheduler, cron_trigger, next_fire_times
+from job.schedule import JOB_ID, build_scheduler, cron_trigger, next_fire_times
 
 
 def test_next_fire_times_follow_the_cron_expression_in_its_time_zone():
@@ -26,28 +23,34 @@ def test_weekday_schedules_and_utc_by_default():
 
 
 def test_a_run_still_going_makes_the_next_one_skip_not_stack():
-    running = []
-    peak = [0]
-    starts = []
-    skips = []
+    running, release, skipped = threading.Event(), threading.Event(), threading.Event()
+    runs, peak, skips = [], [0], []
     lock = threading.Lock()
 
     def slow_run() -> None:
         with lock:
-            running.append(1)
-            peak[0] = max(peak[0], len(running))
-            starts.append(time.monotonic())
-        time.sleep(0.9)
+            runs.append(1)
+            peak[0] = max(peak[0], sum(runs))
+        running.set()
+        release.wait(10)
         with lock:
-            running.pop()
+            runs[-1] = 0
 
-    scheduler = build_scheduler(IntervalTrigger(seconds=0.3), slow_run, lambda: skips.append(1), run_at_start=True, tz="UTC")
+    def on_skip() -> None:
+        skips.append(1)
+        skipped.set()
+
+    scheduler = build_scheduler(cron_trigger("0 0 1 1 *", None), slow_run, on_skip, run_at_start=True, tz="UTC")
     scheduler.start()
-    time.sleep(2.2)
-    scheduler.shutdown(wait=True)
-    assert peak[0] == 1, "two runs at once"
-    assert len(skips) >= 2, "overlapping fires are skipped and counted"
-    assert 2 <= len(starts) <= 3
+    try:
+        assert running.wait(10), "the first run started"
+        scheduler.get_job(JOB_ID).modify(next_run_time=datetime.now(timezone.utc))  # the next fire is due now
+        assert skipped.wait(10), "the due run was skipped while the first one still ran"
+    finally:
+        release.set()
+        scheduler.shutdown(wait=True)
+    assert peak[0] == 1 and len(runs) == 1, "never two runs at once"
+    assert len(skips) == 1, "the skip was counted"
 
 
 def test_run_at_start_runs_right_away():
@@ -55,16 +58,17 @@ def test_run_at_start_runs_right_away():
     scheduler = build_scheduler(cron_trigger("0 0 1 1 *", None), started.set, lambda: None, run_at_start=True, tz=None)
     scheduler.start()
     try:
-        assert started.wait(5)
+        assert started.wait(10)
     finally:
         scheduler.shutdown(wait=False)
 
 
-def test_without_run_at_start_nothing_runs_before_the_first_fire_time():
-    started = threading.Event()
-    scheduler = build_scheduler(cron_trigger("0 0 1 1 *", None), started.set, lambda: None, run_at_start=False, tz=None)
-    scheduler.start()
+def test_without_run_at_start_the_first_run_is_the_schedules_first_fire_time():
+    trigger = cron_trigger("0 0 1 1 *", None)
+    scheduler = build_scheduler(trigger, lambda: None, lambda: None, run_at_start=False, tz=None)
+    scheduler.start(paused=True)
     try:
-        assert not started.wait(0.5)
+        first = scheduler.get_job(JOB_ID).next_run_time
     finally:
         scheduler.shutdown(wait=False)
+    assert first == next_fire_times(trigger, 1)[0] and first > datetime.now(timezone.utc)

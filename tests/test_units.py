@@ -176,3 +176,37 @@ def test_a_run_stopped_by_immich_exits_3_and_counts_as_an_error_run():
     metrics.record_run(report)
     assert metrics.registry.get_sample_value("ext2int_runs_total", {"result": "error"}) == 1
     assert metrics.registry.get_sample_value("ext2int_runs_total", {"result": "success"}) in (None, 0)
+
+
+def test_search_filters_go_in_the_filter_tree_only_from_3_2():
+    from job.immich.client import search_body
+
+    old = search_body((3, 1, 0), page=1, size=10, with_exif=True, with_deleted=False,
+                      filters={"libraryId": "lib", "originalPath": "/p/a.jpg", "isMotion": True})
+    assert "filter" not in old and (old["libraryId"], old["originalPath"], old["isMotion"]) == ("lib", "/p/a.jpg", True)
+    new = search_body((3, 2, 0), page=1, size=10, with_exif=True, with_deleted=False,
+                      filters={"libraryId": "lib", "originalPath": "/p/a.jpg", "isMotion": True, "id": None})
+    assert new["filter"] == {"libraryId": {"eq": "lib"}, "originalPath": {"eq": "/p/a.jpg"}, "isMotion": {"eq": True}}
+    assert "libraryId" not in new and (new["page"], new["size"], new["withExif"], new["withDeleted"]) == (1, 10, True, False)
+    with pytest.raises(ValueError):
+        search_body((3, 2, 0), page=1, size=10, with_exif=True, with_deleted=False, filters={"city": "Dublin"})
+
+
+def test_the_readme_names_exactly_the_permissions_the_endpoint_table_requires():
+    import re
+    from pathlib import Path
+
+    from job.immich.endpoints import ENDPOINTS, Need, required_permissions
+
+    text = " ".join(Path(__file__).resolve().parent.parent.joinpath("README.md").read_text().split())
+    section = text[text.index("A restricted key for `run` needs:"):text.index("`plan` needs only")]
+    run_list = section[:section.index("Servers before 2.2")]
+    named = set(re.findall(r"`([a-zA-Z]+\.[a-zA-Z.]+)`", run_list))
+    assert named == set(required_permissions("run", (3, 1, 0), copy=True, edits=True, delete=True))
+    old_servers = set(required_permissions("run", (2, 0, 0), copy=False, edits=False, delete=True))
+    assert old_servers - named == {"albumAsset.create", "sharedLink.update", "stack.create"}
+    optional = {e.permission for e in ENDPOINTS.values() if e.need is Need.OPTIONAL}
+    assert optional <= set(re.findall(r"`([a-zA-Z]+\.[a-zA-Z.]+)`", section[section.index("Optional:"):]))
+    plan_line = text[text.index("`plan` needs only"):].split(". ")[0]
+    assert set(re.findall(r"`([a-z]+\.[a-z]+)`", plan_line)) == set(required_permissions("plan", (3, 1, 0), copy=True,
+                                                                                           edits=True, delete=True))

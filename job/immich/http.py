@@ -28,6 +28,7 @@ from job.immich.endpoints import Endpoint, changes, retry_safe
 log = logging.getLogger("ext2int")
 
 RETRY_AFTER_CAP = 60.0  # seconds; a server asking for more is treated as this, so shutdown stays prompt
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection (EXT2INT_HTTP_TIMEOUT is the wait for an answer)
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PERMISSION = re.compile(r"Missing required permission: ([\w.]+)")
@@ -96,19 +97,20 @@ class Transport:
         base_url: str,
         api_key: str,
         *,
+        timeout: float,
+        retries: int,
+        pool_size: int,
         read_only: bool = False,
-        timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        retries: int = 5,
-        pool_size: int = 8,
         user_agent: str = "immich-ext2int",
         clock: Clock = SYSTEM,
     ):
+        """`timeout`, `retries` and `pool_size` come from the settings (EXT2INT_HTTP_TIMEOUT,
+        EXT2INT_HTTP_RETRIES, Pools): no second default here."""
         self.base_url = base_url.rstrip("/")
         self.read_only = read_only
         self.retries = retries
         self.sleep = clock.sleep
-        self.timeout = (connect_timeout, timeout)
+        self.timeout = (CONNECT_TIMEOUT, timeout)
         self._secret = api_key
         self.session = requests.Session()
         self.session.headers.update({"x-api-key": api_key, "Accept": "application/json", "User-Agent": user_agent})

@@ -32,33 +32,21 @@ class ServerVersion(_Model):
 
 class ServerFeatures(_Model):
     facialRecognition: bool = False
-    sidecar: bool = True
     trash: bool = True
-    ocr: bool = False
-    smartSearch: bool = False
 
 
 class User(_Model):
     id: str
     email: str = ""
     name: str = ""
-    isAdmin: bool = False
 
 
 class Library(_Model):
     id: str
     ownerId: str
     name: str = ""
-    assetCount: int | None = None
     importPaths: list[str] = Field(default_factory=list)
     exclusionPatterns: list[str] = Field(default_factory=list)
-
-
-class LibraryStatistics(_Model):
-    photos: int = 0
-    videos: int = 0
-    total: int = 0
-    usage: int = 0
 
 
 class Exif(_Model):
@@ -69,9 +57,6 @@ class Exif(_Model):
     longitude: float | None = None
     description: str | None = None
     rating: int | None = None
-    exifImageWidth: int | None = None
-    exifImageHeight: int | None = None
-    orientation: str | None = None
 
 
 class TagRef(_Model):
@@ -83,7 +68,6 @@ class TagRef(_Model):
 class StackRef(_Model):
     id: str
     primaryAssetId: str
-    assetCount: int = 0
 
 
 class PersonRef(_Model):
@@ -104,9 +88,7 @@ class Asset(_Model):
     originalMimeType: str | None = None
     fileCreatedAt: str
     fileModifiedAt: str
-    localDateTime: str | None = None
     createdAt: str | None = None
-    updatedAt: str | None = None
     isFavorite: bool = False
     isTrashed: bool = False
     isOffline: bool = False
@@ -153,9 +135,6 @@ class Album(_Model):
         ]
         owner = next((u["userId"] for u in users if u["role"] == "owner"), None)
         return cls.model_validate({**data, "users": users, "ownerId": data.get("ownerId") or owner})
-
-    def role_of(self, user_id: str) -> str | None:
-        return next((u.role for u in self.users if u.userId == user_id), None)
 
 
 class Face(_Model):

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from job import journal
+from job.clock import SYSTEM
 from job.decide import Action, Decision, decide, moves_with
 from job.immich import errors
 from job.move import bring, carry, claim, faces, read
@@ -50,23 +51,25 @@ class Mover:
     def _phase_one(self, unit: Unit, outcome: Outcome, stage: list[Stage]) -> Outcome | Pending:
         ctx = self.ctx
         with self._step(outcome, stage, Stage.READ):
+            read_at = SYSTEM.monotonic()
             still = read.source(ctx, unit.asset.id)
         if still.asset.stack is None:
-            return self._prepare(unit, outcome, stage, still)
+            return self._prepare(unit, outcome, stage, still, read_at)
         # Stacked assets move one at a time, both phases and the gate under one lock: each reads its stack
         # after the previous one has finished, so none compares itself with a member caught half-way.
         # One lock for all stacks: on servers without the copy endpoint, joining a stack replaces it.
         with ctx.stack_lock:
             with self._step(outcome, stage, Stage.READ):
+                read_at = SYSTEM.monotonic()
                 still = read.source(ctx, unit.asset.id)
-            result = self._prepare(unit, outcome, stage, still)
+            result = self._prepare(unit, outcome, stage, still, read_at)
             if isinstance(result, Pending):
                 result = self.complete(result)
                 if isinstance(result, Pending) and self.gate is not None:
                     self.gate.release([result])  # judged and deleted now, while the stack is locked
         return outcome
 
-    def _prepare(self, unit: Unit, outcome: Outcome, stage: list[Stage], still) -> Outcome | Pending:
+    def _prepare(self, unit: Unit, outcome: Outcome, stage: list[Stage], still, read_at: float) -> Outcome | Pending:
         ctx = self.ctx
         with self._step(outcome, stage, Stage.READ):
             video_id = still.asset.livePhotoVideoId
@@ -93,7 +96,8 @@ class Mover:
             return outcome.hold(Hold.CONFLICT, *conflicts)
         ids = [i for m in members for i in m.ids]
         with self._step(outcome, stage, Stage.CLAIM):
-            taken = claim.take(ctx, ids, unit.asset.id)
+            known = (read_at, {f.asset.id: f.metadata for m in members for f in m.sources})
+            taken = claim.take(ctx, ids, unit.asset.id, size=sum(m.source.asset.size or 0 for m in members), known=known)
         if taken is None:
             return outcome.skip(Skip.CLAIMED)
         pending = Pending(outcome, stage, unit, members, identity(members), taken[0], ids, taken[1])
@@ -158,7 +162,6 @@ class Mover:
                 self._let_go(pending, journal.State.KEPT)
                 return outcome
         pending.verified = True
-        outcome.pending_delete = pending.source_ids
         return pending
 
     # --- how a unit ends ----------------------------------------------------------------------------

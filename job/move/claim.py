@@ -17,29 +17,47 @@ W - D > 0 after A's write: B read A's live claim and stopped at step 1. A contra
 A crashed holder's claim expires by itself after EXT2INT_CLAIM_TTL. Claims compare wall-clock times
 across processes: a holder stops acting when less than Settings.claim_margin of its claim is left, so
 clocks that disagree by less than that (NTP keeps them far closer) cannot let two processes act.
+
+D and W are real elapsed time (other processes live in it), so they are measured with the system's
+clock, never the run's test seam; the expiry is the seam's wall-clock time (tests let claims expire).
 """
 
 from __future__ import annotations
 
 from job import journal
+from job.clock import SYSTEM
 from job.immich.models import MetadataItem
 from job.journal import CLAIM_KEY, Claim
 from job.move.context import RunContext
 
 
-def take(ctx: RunContext, ids: list[str], unit: str) -> tuple[Claim, float] | None:
-    """Steps 1 and 2 for the assets `ids`. Returns our claim and when it was written (monotonic), or None
-    when another live claim holds one of them (or Immich answered too slowly to claim safely)."""
-    clock, limit = ctx.clock, ctx.settings.claim_read_write
-    for _ in range(3):
-        mine = Claim(ctx.run_id, unit, clock.time() + ctx.settings.claim_ttl)
-        started = clock.monotonic()
-        current = read(ctx, ids)
-        now = clock.time()
+SLOW_TRANSFER = 1024 * 1024  # bytes per second a claim allows for, so that a huge video's claim lasts its move
+
+
+def take(ctx: RunContext, ids: list[str], unit: str, size: int = 0,
+         known: tuple[float, dict[str, tuple[MetadataItem, ...]]] | None = None) -> tuple[Claim, float] | None:
+    """Steps 1 and 2 for the assets `ids`, whose files hold `size` bytes. Returns our claim and when it
+    was written (monotonic), or None when another live claim holds one of them (or Immich answered too
+    slowly to claim safely). The claim lasts EXT2INT_CLAIM_TTL, plus the time to move the bytes twice
+    (the transfer and the gate's hash) at SLOW_TRANSFER: a big file's unit keeps its claim to the end.
+
+    `known`: the key/values of `ids` as the read step fetched them, with the (system) time that read
+    began: step 1's read when it is recent enough, saving a request per asset."""
+    limit = ctx.settings.claim_read_write
+    life = ctx.settings.claim_ttl + 2 * size / SLOW_TRANSFER
+    for attempt in range(3):
+        mine = Claim(ctx.run_id, unit, ctx.clock.time() + life)
+        if attempt == 0 and known is not None and set(ids) <= set(known[1]):
+            started = known[0]
+            current = {i: Claim.of(journal.value_of(known[1][i], CLAIM_KEY)) for i in ids}
+        else:
+            started = SYSTEM.monotonic()
+            current = read(ctx, ids)
+        now = ctx.clock.time()
         if any(journal.claim_blocks(current[i], mine, now) for i in ids):
             return None
         ctx.client.upsert_metadata([(i, CLAIM_KEY, mine.value()) for i in ids], bulk=ctx.caps.bulk_metadata)
-        written = clock.monotonic()
+        written = SYSTEM.monotonic()
         if written - started <= limit:
             return mine, written
     return None
@@ -47,7 +65,8 @@ def take(ctx: RunContext, ids: list[str], unit: str) -> tuple[Claim, float] | No
 
 def confirm(ctx: RunContext, claim: Claim, ids: list[str], written: float) -> bool:
     """Step 3: after the wait, are all the claims still ours?"""
-    ctx.sleep(max(0.0, written + ctx.settings.claim_wait - ctx.clock.monotonic()))
+    if SYSTEM.sleep(max(0.0, written + ctx.settings.claim_wait - SYSTEM.monotonic()), until=ctx.hard_stop):
+        return False  # cut short by a second signal: the wait is the proof, so no proof
     current = read(ctx, ids)
     return all(claim.same_holder(current[i]) for i in ids)
 

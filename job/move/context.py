@@ -162,7 +162,7 @@ class Pending:
     ids: Identity
     claim: Claim | None = None
     claim_ids: list[str] = field(default_factory=list)
-    claimed_at: float = 0.0  # monotonic time the claim was written
+    claimed_at: float = 0.0  # when the claim was written (the system's monotonic clock: see claim.py)
     verified: bool = False
 
     @property

@@ -244,7 +244,6 @@ class Gate:
         share = (self.ctx.clock.monotonic() - started) / len(batch)
         for pending, verdict in zip(batch, verdicts):
             outcome = pending.outcome
-            outcome.pending_delete = []
             outcome.steps["delete"] = outcome.steps.get("delete", 0.0) + share
             if verdict is PASS:
                 if deleted is None:

@@ -102,6 +102,11 @@ class Runner:
         def transferred(outcome: Outcome) -> None:
             tally.bytes += outcome.bytes  # phase one ended: its bytes count toward EXT2INT_MAX_BYTES
 
+        if settings.delete is DeleteMode.TRASH and not self.session.caps.trash:
+            note = ("Immich's trash is turned off (Administration > Settings > Trash): EXT2INT_DELETE=trash gives no way "
+                    "back, moved external assets and their files go for good at Immich's nightly check")
+            report.notes.append(note)
+            log.warning(note)
         started = clock.monotonic()
         report.stopped_because = self._wait_for_backlog(report)
         flight = Flight(Mover(ctx, gate), settings.pools, finished=finished, transferred=transferred)

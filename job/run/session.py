@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from job.decide import Scope
 from job.immich import errors
 from job.immich.client import MIN_VERSION, Capabilities, ImmichClient
-from job.immich.endpoints import required_permissions
+from job.immich.endpoints import ENDPOINTS, required_permissions
 from job.immich.models import Library, User
 from job.settings import DeleteMode, Settings
 
@@ -30,7 +30,7 @@ def connect(client: ImmichClient) -> Session:
     version = client.server_version()
     if version.tuple < MIN_VERSION:
         raise errors.TooOld(
-            "GET /api/server/version",
+            ENDPOINTS["server_version"].call,
             f"Immich {version} is older than 2.0, which this job needs (asset metadata, stable API); upgrade Immich first",
         )
     features = client.server_features()
@@ -48,7 +48,7 @@ def check_permissions(session: Session, command: str, delete: DeleteMode) -> Non
                                   delete=delete is not DeleteMode.KEEP)
     missing = [p for p in needed if p not in granted]
     if missing:
-        raise errors.PermissionMissing("GET /api/api-keys/me", ", ".join(missing))
+        raise errors.PermissionMissing(ENDPOINTS["key_me"].call, ", ".join(missing))
 
 
 def visible_libraries(session: Session) -> list[Library] | None:

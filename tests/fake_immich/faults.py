@@ -14,6 +14,9 @@ Actions:
   kill          call the kill hook before handling (the job dies between two steps)
   kill_after    handle, then call the kill hook (the step happened; the job never saw the answer)
   kill_mid_body call the kill hook after `after_bytes` of a download sent or an upload received
+  hold          keep the request waiting until the test calls `release()` (an event, not a duration)
+  meet          let the request through only once `count` matching requests are waiting together
+                (proves they were in flight at the same time); `met` tells whether they did
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-ACTIONS = {"notify", "respond", "status", "delay", "drop", "drop_after", "truncate", "wrong_length", "slow", "kill", "kill_after", "kill_mid_body"}
+ACTIONS = {"notify", "respond", "status", "delay", "drop", "drop_after", "truncate", "wrong_length", "slow", "kill",
+           "kill_after", "kill_mid_body", "hold", "meet"}
 
 
 @dataclass
@@ -41,12 +45,33 @@ class Fault:
     delta: int = 0
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
+    count: int = 2
     seen: int = 0
     fired: int = 0
+    met: bool = False
+    released: threading.Event = field(default_factory=threading.Event)
+    barrier: threading.Barrier | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown fault action {self.action}")
+        if self.action == "meet":
+            self.barrier = threading.Barrier(self.count)
+
+    def release(self) -> None:
+        """A held request goes on."""
+        self.released.set()
+
+    def wait(self) -> None:
+        """Hold or meet, as the action says (at most 60 s: a test that forgot to release fails, not hangs)."""
+        if self.action == "hold":
+            self.released.wait(60)
+        elif self.action == "meet":
+            try:
+                self.barrier.wait(60)
+                self.met = True
+            except threading.BrokenBarrierError:
+                pass
 
     def matches(self, method: str, route: str) -> bool:
         if self.method and self.method != method:

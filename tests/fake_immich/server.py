@@ -149,6 +149,11 @@ class FakeImmich:
         self.on_notify: Callable[[], None] | None = None
         self.httpd: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
+        self._handling = threading.local()
+
+    def current_request(self) -> Logged | None:
+        """The request a hook (on_notify, on_kill) is called for: they run in its handler's thread."""
+        return getattr(self._handling, "entry", None)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -233,6 +238,7 @@ class Handler(BaseHTTPRequestHandler):
         route, params = self.match(method, sub)
         entry = Logged(method, path, route.template if route else sub)
         fake.record(entry)
+        fake._handling.entry = entry
         faults = fake.faults.take(method, entry.route)
         if world.latency:
             time.sleep(world.latency)
@@ -306,6 +312,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise _Answered()
             if fault.action == "delay":
                 time.sleep(fault.seconds)
+            elif fault.action in ("hold", "meet"):
+                fault.wait()
             elif fault.action == "status":
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 message = {429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable",
