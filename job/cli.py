@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any
 
-from job import __version__, logs
+from job import __version__, logs, secrets
 from job.clock import SYSTEM, Clock
 from job.immich import errors
 from job.immich.client import ImmichClient
@@ -45,44 +45,61 @@ Immich, too old, or the key refused."""
 
 
 def main(argv: list[str] | None = None, clock: Clock = SYSTEM) -> int:
-    """`clock` is the seam through which tests pass time (see job/clock.py)."""
+    """`clock` is the seam through which tests pass time (see job/clock.py). Everything runs inside the
+    secrets guard (job/secrets.py): no output of any kind holds the API key or a URL's password."""
     parser = argparse.ArgumentParser(prog="ext2int", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "plan", "libraries", "serve"])
     parser.add_argument("--version", action="version", version=f"immich-ext2int {__version__}")
     args = parser.parse_args(argv)
+    with secrets.guarded(os.environ):
+        try:
+            return command(args.command, clock)
+        except Exception as exc:  # a bug: one line, and where it happened at DEBUG, never a traceback's secrets
+            log.debug("unexpected error", exc_info=True)
+            print(f"ext2int: unexpected error: {type(exc).__name__}: {exc} (a bug in ext2int: please report it; "
+                  "EXT2INT_LOG_LEVEL=DEBUG shows where it happened)", file=sys.stderr)
+            return EXIT_FAILED
+
+
+def command(name: str, clock: Clock) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
         for line in exc.lines:
             print(f"ext2int: {line}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.setup(settings.log_format, settings.log_level, settings.key)
-    if args.command == "serve" or (args.command == "run" and settings.schedule):
+    logs.setup(settings.log_format, settings.log_level)
+    if name == "serve" or (name == "run" and settings.schedule):
         return serve(settings, clock)
-    if args.command == "libraries":
+    if name == "libraries":
         return list_libraries(settings)
     metrics = Metrics()
-    runner_box: list[Runner] = []
-    install_signals(runner_box, settings)
-    result = execute(settings, args.command, metrics, runner_box, clock)
+    signals = Signals(settings)
+    result = execute(settings, name, metrics, signals, clock)
     if isinstance(result, int):
+        if name == "run":  # a run that could not start is still a run Grafana should see
+            push(metrics, settings)
         return result
     report, requests = result
-    if args.command == "run":
+    if name == "run":
         metrics.record_run(report, requests)
-        if settings.pushgateway_url:
-            try:
-                metrics.push(settings.pushgateway_url, report.libraries)
-            except Exception as exc:  # a metrics outage must not fail the migration
-                log.warning("could not push metrics to %s: %s", settings.pushgateway_url, exc)
+        push(metrics, settings)
     code = report.exit_code()
     if report.server_failed:
         print(f"ext2int: {report.stopped_because}", file=sys.stderr)
-    if runner_box and runner_box[0].abandoned:
+    if signals.abandoned():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)  # workers cut off by the shutdown grace must not hold the exit
     return code
+
+
+def push(metrics: Metrics, settings: Settings) -> None:
+    if settings.pushgateway_url:
+        try:
+            metrics.push(settings.pushgateway_url)
+        except Exception as exc:  # a metrics outage must not fail the migration
+            log.warning("could not push metrics to %s: %s", settings.pushgateway_url, exc)
 
 
 # --- one run ---------------------------------------------------------------------------------------
@@ -97,11 +114,10 @@ def open_client(settings: Settings, read_only: bool, clock: Clock = SYSTEM) -> I
     return ImmichClient(transport)
 
 
-def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list[Runner],
+def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals,
             clock: Clock = SYSTEM) -> tuple[Report, int] | int:
     """Run `run` or `plan` once; returns (report, requests sent) or an exit code when it could not start."""
     client = open_client(settings, read_only=command == "plan", clock=clock)
-    scrub = client.t.scrub
     try:
         session = connect(client)
         metrics.server_version(str(session.caps.version))
@@ -115,7 +131,7 @@ def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list
         progress = Progress.maybe(settings)
         runner = Runner(session, libraries, settings, scope_of(session, libraries, visible, settings),
                         observer_for(metrics, progress), clock)
-        runner_box[:] = [runner]
+        signals.attach(runner)
         log.info("%s: %d librar%s on Immich %s as %s; delete mode %s", command, len(libraries),
                  "y" if len(libraries) == 1 else "ies", session.caps.version, session.user.email or session.user.id,
                  settings.delete.value)
@@ -132,18 +148,16 @@ def execute(settings: Settings, command: str, metrics: Metrics, runner_box: list
         if progress:
             progress.close()
     except ConfigurationError as exc:
-        print(f"ext2int: {scrub(str(exc))}", file=sys.stderr)
+        print(f"ext2int: {exc}", file=sys.stderr)
+        metrics.record_error()
         return EXIT_CONFIG
     except errors.ImmichError as exc:
-        print(f"ext2int: {scrub(str(exc))}", file=sys.stderr)
+        print(f"ext2int: {exc}", file=sys.stderr)
         metrics.record_error()
         return startup_exit_code(exc)
     finally:
         client.close()
     report.requests = {"total": client.t.total_requests, "mutating": client.t.mutating_requests}
-    for outcome in report.outcomes:
-        outcome.reason = scrub(outcome.reason)
-        outcome.differences = [scrub(d) for d in outcome.differences]
     emit_summary(report, settings, command)
     return report, client.t.total_requests
 
@@ -156,25 +170,42 @@ def startup_exit_code(exc: errors.ImmichError) -> int:
     return EXIT_UNREACHABLE
 
 
-def install_signals(runner_box: list[Runner], settings: Settings, on_first=None) -> None:
-    """First SIGTERM/SIGINT: take no new assets, let those in flight finish within the grace period.
-    Second: exit at once (a move cut anywhere is completed by the next run)."""
-    first = threading.Event()
+class Signals:
+    """First SIGTERM/SIGINT: take no new assets, let those in flight finish within the grace period; a
+    signal that arrives before the run has started stops it as soon as it starts. Second: exit at once
+    (a move cut anywhere is completed by the next run)."""
 
-    def handler(signum: int, _frame: Any) -> None:
+    def __init__(self, settings: Settings, on_first=None):
+        self.settings, self.on_first = settings, on_first
+        self.first: str | None = None
+        self.runners: list[Runner] = []
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        if first.is_set():
+        if self.first is not None:
             log.warning("%s again: exiting now; the next run completes what was in flight", name)
             os._exit(128 + signum)
-        first.set()
-        log.warning("%s: finishing the assets in flight (up to %.0fs), taking no new ones", name, settings.shutdown_grace)
-        for runner in runner_box:
+        self.first = name
+        log.warning("%s: finishing the assets in flight (up to %.0fs), taking no new ones", name,
+                    self.settings.shutdown_grace)
+        for runner in self.runners:
             runner.request_stop(name)
-        if on_first:
-            on_first()
+        if self.on_first:
+            self.on_first()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    def attach(self, runner: Runner) -> None:
+        self.runners.append(runner)
+        if self.first is not None:
+            runner.request_stop(self.first)
+
+    def forget_runs(self) -> None:
+        """Service mode: the run that ended no longer needs signals."""
+        self.runners.clear()
+
+    def abandoned(self) -> bool:
+        return any(runner.abandoned for runner in self.runners)
 
 
 # --- libraries -------------------------------------------------------------------------------------
@@ -197,7 +228,7 @@ def list_libraries(settings: Settings) -> int:
                 row["assets"] = None
             rows.append(row)
     except (errors.ImmichError, ConfigurationError) as exc:
-        print(f"ext2int: {client.t.scrub(str(exc))}", file=sys.stderr)
+        print(f"ext2int: {exc}", file=sys.stderr)
         return startup_exit_code(exc) if isinstance(exc, errors.ImmichError) else EXIT_CONFIG
     finally:
         client.close()
@@ -220,24 +251,23 @@ def serve(settings: Settings, clock: Clock = SYSTEM) -> int:
         return EXIT_CONFIG
     metrics = Metrics()
     server = metrics.serve(settings.metrics_port, settings.metrics_addr)
-    runner_box: list[Runner] = []
     stopping = threading.Event()
+    signals = Signals(settings, on_first=stopping.set)
     busy = threading.Lock()
 
     def one_run() -> None:
         if stopping.is_set():
             return
         with busy:
-            result = execute(settings, "run", metrics, runner_box, clock)
+            result = execute(settings, "run", metrics, signals, clock)
             if isinstance(result, tuple):
                 report, requests = result
                 metrics.record_run(report, requests)
-            runner_box.clear()
+            signals.forget_runs()
 
     trigger = cron_trigger(settings.schedule, settings.timezone)
     scheduler = build_scheduler(trigger, one_run, metrics.skipped_runs.inc, run_at_start=settings.run_at_start,
                                 tz=settings.timezone)
-    install_signals(runner_box, settings, on_first=stopping.set)
     upcoming = ", ".join(t.isoformat() for t in next_fire_times(trigger))
     log.info("serving /metrics on %s:%d; schedule '%s' (%s); next runs: %s", settings.metrics_addr, settings.metrics_port,
              settings.schedule, settings.timezone or "UTC", upcoming,

@@ -90,6 +90,8 @@ def decide(source: Asset, *, scope: Scope, delete_mode: DeleteMode, entry: dict 
         return skip(Skip.OFFLINE)
     if source.visibility == "locked":
         return skip(Skip.LOCKED)
+    if source.size == 0:
+        return skip(Skip.EMPTY)
     if video_expected:
         if video is None or video.isOffline or video.isTrashed or video.ownerId != scope.user_id:
             return skip(Skip.LIVE_VIDEO_UNAVAILABLE)

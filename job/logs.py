@@ -1,7 +1,6 @@
 """Logging: plain text on a terminal, JSON lines elsewhere (or when EXT2INT_LOG_FORMAT says so).
 
-Every record passes through `Redact`, which removes the API key wherever it might appear. We never
-put it in a message; this is the second lock on that door.
+Log lines go to stderr, which the secrets guard (job/secrets.py) scrubs, like every other output.
 """
 
 from __future__ import annotations
@@ -12,22 +11,6 @@ import sys
 import time
 
 LOGGER = "ext2int"
-
-
-class Redact(logging.Filter):
-    def __init__(self, secret: str):
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secret:
-            message = record.getMessage()
-            if self.secret in message:
-                record.msg, record.args = message.replace(self.secret, "[redacted]"), ()
-            for key, value in list(record.__dict__.items()):
-                if isinstance(value, str) and self.secret in value:
-                    setattr(record, key, value.replace(self.secret, "[redacted]"))
-        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,12 +32,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def setup(fmt: str = "auto", level: str = "INFO", secret: str = "", stream=None) -> logging.Logger:
+def setup(fmt: str = "auto", level: str = "INFO", stream=None) -> logging.Logger:
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json else logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
-    handler.addFilter(Redact(secret))
     logger = logging.getLogger(LOGGER)
     logger.handlers[:] = [handler]
     logger.setLevel(level)

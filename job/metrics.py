@@ -10,7 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
+from urllib.parse import unquote, urlsplit, urlunsplit
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, push_to_gateway, start_http_server
+from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from job import __version__
 from job.outcome import KINDS, Kind, Outcome
@@ -98,6 +101,17 @@ class Metrics:
     def serve(self, port: int, addr: str = "0.0.0.0"):
         return start_http_server(port, addr=addr, registry=self.registry)
 
-    def push(self, gateway: str, libraries: list[str]) -> None:
-        grouping = {"library": "+".join(sorted(libraries)) or "all"}
-        push_to_gateway(gateway, job="immich-ext2int", registry=self.registry, grouping_key=grouping, timeout=10)
+    def push(self, gateway: str) -> None:
+        """One group for the job (a grouping label the metrics also carry, like `library`, makes the
+        Pushgateway refuse the push). Credentials in the URL (https://user:password@host) are sent as
+        HTTP basic auth, the way the URL says, and never shown."""
+        parts = urlsplit(gateway)
+        handler = default_handler
+        if parts.username is not None:
+            user, password = unquote(parts.username), unquote(parts.password or "")
+            gateway = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+            def handler(url, method, timeout, headers, data):  # noqa: ANN001 - prometheus_client's signature
+                return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
+        push_to_gateway(gateway, job="immich-ext2int", registry=self.registry, timeout=10, handler=handler)

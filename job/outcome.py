@@ -66,6 +66,7 @@ class Skip(Reason):
     NOT_EXTERNAL = "not_external", "the asset is not in an external library"
     LIVE_VIDEO_UNAVAILABLE = "live_video_unavailable", "the video half of this live photo is offline, trashed or missing"
     LIVE_STILL_TRASHED = "live_still_trashed", "the video half of a live photo whose still is in the trash"
+    EMPTY = "empty", "the file is empty (0 bytes): there is nothing to move; delete it, or leave it"
     KEPT = "kept", "already copied with EXT2INT_DELETE=keep"
     REIMPORT_LOOP = "reimport_loop", (
         "a re-import of a file already moved: Immich could not delete the original (read-only mount?), so its "

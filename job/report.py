@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
+from job import secrets
 from job.outcome import KINDS, Kind, Outcome
 
 
@@ -103,7 +104,8 @@ class Report:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".report-", dir=path.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                out = secrets.scrubbing(file)  # the report is an output like any other: no secret in it
                 head = json.dumps(self._summary_dict(), indent=2)
                 out.write(head[:-2] + ',\n  "outcomes": [')  # reopen the object just before its closing brace
                 for i, outcome in enumerate(self.outcomes):

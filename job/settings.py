@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -23,7 +24,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.record import Policy
-from job.values import DeleteMode, LogFormat, Pools, QueueAction, Switch, parse_duration
+from job.values import (
+    DURATION_FLOOR, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, parse_duration, writable_file,
+)
 
 __all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "SettingsError", "Switch", "load_settings",
            "parse_duration"]
@@ -57,7 +60,7 @@ class Settings(BaseSettings):
         case_sensitive=True, env_ignore_empty=True, extra="ignore", populate_by_name=True, frozen=True,
     )
 
-    immich_url: str = Field(validation_alias=_env("IMMICH_URL"))
+    immich_url: str = Field(validation_alias=_env("IMMICH_URL", "IMMICH_INSTANCE_URL"))
     api_key: SecretStr | None = Field(default=None, validation_alias=_env("IMMICH_API_KEY"), repr=False)
     api_key_file: Path | None = Field(default=None, validation_alias=_env("IMMICH_API_KEY_FILE"))
 
@@ -106,16 +109,8 @@ class Settings(BaseSettings):
     @field_validator("immich_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = value.strip()
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(
-                "must start with http:// or https:// and name a host, "
-                "for example http://immich-server:2283 (the address your browser opens Immich at)"
-            )
-        value = value.rstrip("/")
-        if value.endswith("/api"):  # people paste the API root; accept both
-            value = value[: -len("/api")]
-        return value
+        value = base_url(value, "http://immich-server:2283 (the address your browser opens Immich at)")
+        return value[: -len("/api")] if value.endswith("/api") else value  # people paste the API root; accept both
 
     @field_validator("library_ids", mode="before")
     @classmethod
@@ -159,13 +154,17 @@ class Settings(BaseSettings):
         "rehash_after", "claim_wait", "claim_ttl", mode="before",
     )
     @classmethod
-    def _durations(cls, value: object) -> float:
+    def _durations(cls, value: object, info: ValidationInfo) -> float:
         if isinstance(value, str) and value.strip() in {"0", "0s", "0m", "0h"}:
-            return 0.0
-        parsed = parse_duration(value)
-        if parsed is None:
-            raise ValueError("must be a duration such as 90, 90s, 30m or 2h")
-        return parsed
+            value = 0.0
+        else:
+            value = parse_duration(value)
+            if value is None:
+                raise ValueError("must be a duration such as 90, 90s, 30m or 2h")
+        floor, why = DURATION_FLOOR.get(info.field_name, (0.0, ""))
+        if value < floor:
+            raise ValueError(f"must be {why}")
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -175,12 +174,14 @@ class Settings(BaseSettings):
         from apscheduler.triggers.cron import CronTrigger
 
         try:
-            CronTrigger.from_crontab(value.strip(), timezone="UTC")
+            trigger = CronTrigger.from_crontab(value.strip(), timezone="UTC")
         except ValueError as exc:
             raise ValueError(
                 f"{value!r} is not a cron expression ({exc}); use five fields: minute hour day month weekday, "
                 "for example '30 2 * * *' for 02:30 every night"
             ) from None
+        if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:
+            raise ValueError(f"{value!r} never fires (a day that no month has?); for example '30 2 * * *'")
         return value.strip()
 
     @field_validator("timezone")
@@ -198,9 +199,20 @@ class Settings(BaseSettings):
     @field_validator("pushgateway_url")
     @classmethod
     def _pushgateway(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value.strip()):
-            raise ValueError("must start with http:// or https://, for example http://pushgateway:9091")
-        return value.strip() if value else value
+        return base_url(value, "http://pushgateway:9091") if value else value
+
+    @field_validator("report_path")
+    @classmethod
+    def _report(cls, value: Path | None) -> Path | None:
+        return writable_file(value) if value is not None else value
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _addr(cls, value: str) -> str:
+        value = value.strip()
+        if not re.fullmatch(r"[0-9A-Za-z.:-]+", value):
+            raise ValueError("must be an IP address or a host name, for example 0.0.0.0 (every interface) or 127.0.0.1")
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -218,16 +230,18 @@ class Settings(BaseSettings):
             raise ValueError("IMMICH_API_KEY and IMMICH_API_KEY_FILE are both set: keep only one")
         if self.api_key_file is not None:
             try:
-                text = self.api_key_file.read_text(encoding="utf-8").strip()
+                text = self.api_key_file.read_bytes().decode("utf-8", errors="replace")
             except FileNotFoundError:
                 raise ValueError(
                     f"IMMICH_API_KEY_FILE: {self.api_key_file} does not exist; mount the secret there or fix the path"
                 ) from None
             except OSError as exc:
                 raise ValueError(f"IMMICH_API_KEY_FILE: cannot read {self.api_key_file} ({exc.strerror})") from None
-            if not text:
+            if not text.strip("\ufeff \t\r\n"):
                 raise ValueError(f"IMMICH_API_KEY_FILE: {self.api_key_file} is empty; put the API key in it")
-            object.__setattr__(self, "api_key", SecretStr(text))
+            object.__setattr__(self, "api_key", SecretStr(api_key(text, "IMMICH_API_KEY_FILE")))
+        elif self.api_key is not None and self.api_key.get_secret_value().strip():
+            object.__setattr__(self, "api_key", SecretStr(api_key(self.api_key.get_secret_value(), "IMMICH_API_KEY")))
         if self.api_key is None or not self.api_key.get_secret_value().strip():
             raise ValueError(_MISSING_KEY)
         return self

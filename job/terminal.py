@@ -18,8 +18,14 @@ log = logging.getLogger("ext2int")
 
 
 def emit_summary(report: Report, settings: Settings, command: str) -> None:
+    """The report file, the terminal summary and the summary log line: a report that cannot be written
+    (its folder checked at start, then gone) costs only itself."""
     if settings.report_path:
-        report.write_json(settings.report_path)
+        try:
+            report.write_json(settings.report_path)
+        except OSError as exc:
+            log.error("could not write the report to %s (%s); the summary below and the metrics still stand",
+                      settings.report_path, exc.strerror or exc)
     if command == "plan" or sys.stdout.isatty():
         for line in report.text_lines():
             print(line)

@@ -4,7 +4,10 @@ concurrency makes. Pure; `settings.py` reads the environment into them."""
 from __future__ import annotations
 
 import re
+import tempfile
 from enum import Enum
+from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class DeleteMode(str, Enum):
@@ -63,3 +66,65 @@ class Pools:
     @classmethod
     def of(cls, concurrency: int) -> Pools:
         return cls(concurrency, 32 + 16 * concurrency, 3 * concurrency, 4 * concurrency + 4)
+
+
+# --- checks of a value, offline: each ValueError names the fix, and never echoes a secret ------------
+
+def base_url(value: str, example: str) -> str:
+    """An http(s) address with a host and a valid port (a password in it is fine, and never shown)."""
+    text = value.strip()
+    if re.search(r"\s", text):
+        raise ValueError(f"holds a space or a line break; for example {example}")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        reason = "the port must be a number from 1 to 65535" if "ort" in str(exc) else str(exc)
+        raise ValueError(f"is not a valid address ({reason}); for example {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must start with http:// or https:// and name a host, for example {example}")
+    if parts.port == 0:
+        raise ValueError(f"is not a valid address (the port must be a number from 1 to 65535); for example {example}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"must not hold a query (?...) or a fragment (#...); for example {example}")
+    return text.rstrip("/")
+
+
+def api_key(text: str, variable: str) -> str:
+    """The key as an HTTP header can carry it: one line, no spaces, printable ASCII (a byte-order mark and
+    the surrounding whitespace of a file are dropped). The key itself is never part of a message."""
+    key = text.strip().lstrip("\ufeff").strip()
+    lines = [line for line in key.splitlines() if line.strip()]
+    if len(lines) > 1:
+        raise ValueError(f"{variable} holds {len(lines)} lines: put only the API key in it, on one line "
+                         "(the key is not shown here)")
+    if any(c.isspace() for c in key):
+        raise ValueError(f"{variable} holds a space inside the key: paste only the key (it is not shown here)")
+    if not key.isascii() or not key.isprintable():
+        raise ValueError(f"{variable} holds characters an Immich API key never has: copy the key again from Immich "
+                         "(Account Settings > API Keys); it is not shown here")
+    return key
+
+
+def writable_file(path: Path) -> Path:
+    """A file the job can create (its folder is made if missing): checked before anything moves."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: name a file in it, for example {path / 'report.json'}")
+    ancestor = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    try:
+        if not ancestor.is_dir():
+            raise OSError(20, "not a folder")
+        tempfile.TemporaryFile(dir=ancestor).close()
+    except OSError as exc:
+        raise ValueError(f"cannot write in {ancestor} ({exc.strerror or exc}): mount a writable folder there, "
+                         "or point it elsewhere") from None
+    return path
+
+
+# durations with a floor: (seconds, why)
+DURATION_FLOOR: dict[str, tuple[float, str]] = {
+    "http_timeout": (1.0, "at least 1s (how long to wait for Immich's answer)"),
+    "queue_poll": (1.0, "at least 1s (how often Immich's queues are read while paused)"),
+    "claim_wait": (0.1, "at least 0.1s (how long a claim settles; see README)"),
+    "claim_ttl": (10.0, "at least 10s (how long a claim lasts)"),
+}

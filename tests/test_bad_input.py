@@ -3,9 +3,12 @@ documented exit code, no change on the server, and never the API key in any outp
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
-from tests.conftest import CANARY
+from tests.conftest import CANARY, spawn_job
 
 
 @pytest.fixture
@@ -54,6 +57,16 @@ def env_with(scene, **overrides):
     (dict(EXT2INT_MAX_BYTES="lots"), ["EXT2INT_MAX_BYTES", "500MB"]),
     (dict(EXT2INT_MAX_DURATION="soon"), ["EXT2INT_MAX_DURATION", "30m"]),
     (dict(EXT2INT_TIMEZONE="Mars/Olympus"), ["EXT2INT_TIMEZONE", "Europe/Paris"]),
+    (dict(IMMICH_URL="http://[::1"), ["IMMICH_URL", "not a valid address", "Invalid IPv6"]),
+    (dict(IMMICH_URL="http://immich:99999"), ["IMMICH_URL", "port must be a number from 1 to 65535"]),
+    (dict(IMMICH_URL="http://immich:2283/?x=1"), ["IMMICH_URL", "query"]),
+    (dict(EXT2INT_HTTP_TIMEOUT="0"), ["EXT2INT_HTTP_TIMEOUT", "at least 1s"]),
+    (dict(EXT2INT_QUEUE_POLL="0"), ["EXT2INT_QUEUE_POLL", "at least 1s"]),
+    (dict(EXT2INT_SCHEDULE="0 0 31 2 *"), ["EXT2INT_SCHEDULE", "never fires"]),
+    (dict(EXT2INT_REPORT="/proc/no/report.json"), ["EXT2INT_REPORT", "cannot write in /proc"]),
+    (dict(EXT2INT_PUSHGATEWAY_URL="http://push:0"), ["EXT2INT_PUSHGATEWAY_URL", "port"]),
+    (dict(EXT2INT_METRICS_ADDR="every where"), ["EXT2INT_METRICS_ADDR", "IP address or a host name"]),
+    (dict(IMMICH_API_KEY=CANARY + " " + CANARY), ["IMMICH_API_KEY", "space inside the key"]),
 ])
 def test_configuration_errors_exit_2_before_contacting_the_server(overrides, phrases, fake, scene, canary, run_job):
     result = run_job(env_with(scene, **overrides))
@@ -146,3 +159,72 @@ def test_an_unreachable_server_exits_3(scene, canary, run_job):
 
 def test_an_unknown_command_is_a_usage_error(run_job):
     assert run_job({}, "explode").code == 2
+
+
+def test_a_report_folder_that_is_a_file_is_refused_before_anything(tmp_path, fake, scene, canary, run_job):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert_clean(run_job(env_with(scene, EXT2INT_REPORT=str(tmp_path / "taken" / "report.json"))), 2, "EXT2INT_REPORT")
+    assert not fake.log
+
+
+def test_a_report_that_cannot_be_written_late_loses_neither_summary_nor_exit_code(tmp_path, fake, scene, canary, run_job):
+    folder = tmp_path / "reports"
+    env = env_with(scene, EXT2INT_REPORT=str(folder / "report.json"))
+    fake.faults.add("notify", method="POST", route="/assets")
+    fake.on_notify = lambda: (folder.rmdir() if folder.exists() else None, folder.write_text("now a file"))
+    result = run_job(env)
+    assert result.code == 0 and result.report is None
+    assert "could not write the report" in result.stderr and '"event": "summary"' in result.stderr
+    assert canary and scene.world.created_assets, "the move itself went through"
+
+
+def test_a_signal_during_start_up_stops_the_run_before_it_moves_anything(fake, scene, canary, tmp_path):
+    import signal
+
+    report = tmp_path / "report.json"
+    proc = spawn_job({**env_with(scene), "EXT2INT_REPORT": str(report)})
+    held = fake.faults.add("hold", method="GET", route="/users/me")
+    fake.faults.add("notify", method="GET", route="/users/me")
+    fake.on_notify = lambda: (os.kill(proc.pid, signal.SIGTERM), held.release())
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert json.loads(report.read_text())["stoppedBecause"] == "stopped by SIGTERM"
+    assert not fake.requests("GET", "/assets/{id}/original") and not fake.mutating_requests()
+
+
+def test_an_empty_file_is_skipped_once_said_and_counted(fake, scene, run_job):
+    lib = scene.library()
+    empty = scene.photo(lib, "empty.jpg", data=b"")
+    scene.photo(lib, "full.jpg")
+    for _ in range(2):
+        result = run_job(scene.env())
+        assert result.code == 0, result.stderr
+    skipped, = result.outcomes("skipped")
+    assert skipped["reason"] == "empty" and "0 bytes" in skipped["reasonText"] and empty.deleted_at is None
+
+
+def test_a_proxys_login_page_is_not_called_a_bad_key(fake, scene, canary, run_job):
+    fake.faults.add("respond", method="GET", route="/server/version", status=401, times=0,
+                    body=b"<html>401 Authorization Required</html>", content_type="text/html")
+    assert_clean(run_job(env_with(scene)), 3, "HTTP 401", "proxy", "IMMICH_URL")
+    assert "create a new key" not in run_job(env_with(scene)).stderr
+
+
+def test_a_redirect_says_where_it_points(fake, scene, canary, run_job):
+    fake.faults.add("respond", method="GET", route="/server/version", status=302, times=0, body=b"",
+                    content_type="text/plain", headers={"Location": "https://photos.example.org/api/server/version"})
+    assert_clean(run_job(env_with(scene)), 3, "HTTP 302", "https://photos.example.org/api/server/version")
+
+
+def test_immichs_own_cli_name_for_the_address_works_too(fake, scene, canary, run_job):
+    env = env_with(scene, IMMICH_URL=None)
+    env["IMMICH_INSTANCE_URL"] = fake.url
+    assert run_job(env).counts()["uploaded"] == 1
+
+
+def test_a_non_admin_key_naming_a_library_it_cannot_see_is_told_so(fake, scene, canary, run_job):
+    mine = scene.library("admins")
+    scene.photo(mine, "x.jpg")
+    result = run_job(env_with(scene, IMMICH_API_KEY=scene.other_key, EXT2INT_LIBRARY_IDS=mine.id))
+    assert_clean(result, 2, "EXT2INT_LIBRARY_IDS", "sees no asset", "belongs to another user")
+    assert not fake.mutating_requests()

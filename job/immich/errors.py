@@ -39,6 +39,14 @@ class KeyRefused(ImmichError):
     hint = "the API key was refused: create a new key in Immich (Account Settings > API Keys) and set IMMICH_API_KEY"
 
 
+class ProxyRefused(ImmichError):
+    """401 from a proxy or gateway in front of Immich, not Immich's "Invalid API key"."""
+
+    exit_code = 3
+    hint = ("check that IMMICH_URL is Immich itself; if a proxy needs a login, give it in IMMICH_URL as "
+            "https://user:password@host (the password is never shown)")
+
+
 class PermissionMissing(ImmichError):
     """403 naming a permission the API key lacks."""
 

@@ -111,7 +111,6 @@ class Transport:
         self.retries = retries
         self.sleep = clock.sleep
         self.timeout = (CONNECT_TIMEOUT, timeout)
-        self._secret = api_key
         self.session = requests.Session()
         self.session.headers.update({"x-api-key": api_key, "Accept": "application/json", "User-Agent": user_agent})
         # Proxy and CA settings (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE) are honoured like other tools,
@@ -186,13 +185,14 @@ class Transport:
         except requests.exceptions.ReadTimeout:
             raise errors.Unreachable(call, "no answer within the timeout") from None
         except requests.exceptions.SSLError as exc:
-            raise errors.Unreachable(call, f"TLS failed: {self.scrub(str(exc))[:200]}") from None
+            raise errors.Unreachable(call, f"TLS failed: {str(exc)[:200]} (a private certificate authority? set "
+                                           "REQUESTS_CA_BUNDLE to its certificate file)") from None
         except requests.exceptions.ConnectionError as exc:
             raise errors.Unreachable(call, f"connection failed: {_reason(exc)}") from None
         except requests.exceptions.ChunkedEncodingError as exc:  # the body broke off (stream=False reads it here)
             raise errors.CutAnswer(call, f"the answer broke off: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
-            raise errors.Unreachable(call, f"request failed: {self.scrub(str(exc))[:200]}") from None
+            raise errors.Unreachable(call, f"request failed: {str(exc)[:200]}") from None
         if endpoint.changes:  # ids only: the key is a header, bodies are not logged
             log.debug("%s %s -> %s", method, api_path, response.status_code)
         if response.status_code in expect:
@@ -217,10 +217,6 @@ class Transport:
                 self.sleep(0.25 * 2**attempt)
                 attempt += 1
 
-    def scrub(self, text: str) -> str:
-        """Remove the key from any text that might carry it (defence in depth; we never put it there)."""
-        return text.replace(self._secret, "[redacted]") if self._secret else text
-
     def close(self) -> None:
         self.session.close()
 
@@ -244,7 +240,14 @@ def raise_for(call: str, response: requests.Response) -> None:
     status = response.status_code
     message = _server_message(response)
     if status == 401:
-        raise errors.KeyRefused(call, f"HTTP 401 {message or 'Unauthorized'}", status)
+        if message:  # Immich's own JSON answer: the key itself was refused
+            raise errors.KeyRefused(call, f"HTTP 401 {message}", status)
+        raise errors.ProxyRefused(call, "HTTP 401 without Immich's answer: something in front of Immich asked "
+                                        "for its own login", status)
+    if status in (301, 302, 303, 307, 308):
+        where = response.headers.get("location", "nowhere")
+        raise errors.NotImmich(call, f"answered HTTP {status}, a redirect to {where}: set IMMICH_URL to the address "
+                                     "it points at (or to Immich itself, if it is a login page)", status)
     if status == 403:
         match = _PERMISSION.search(message)
         if match:

@@ -76,8 +76,11 @@ def resolve_libraries(session: Session, configured: list[str], visible: list[Lib
                                          "run `ext2int libraries` to list them")
         else:
             page = client.search_assets(libraryId=library_id, size=1, with_exif=False)
-            owner = page.items[0].ownerId if page.items else me.id
-            library = Library(id=library_id, ownerId=owner, name=library_id)
+            if not page.items:  # a non-admin key sees only its own assets: nothing tells the three apart
+                raise ConfigurationError(
+                    f"EXT2INT_LIBRARY_IDS: this key sees no asset in library {library_id}: it does not exist, "
+                    "holds nothing to move, or belongs to another user (whose own key is needed)")
+            library = Library(id=library_id, ownerId=page.items[0].ownerId, name=library_id)
         if library.ownerId != me.id:
             raise ConfigurationError(
                 f"EXT2INT_LIBRARY_IDS: library {library.name or library_id} belongs to another user "

@@ -45,6 +45,7 @@ class Fault:
     delta: int = 0
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
     count: int = 2
     seen: int = 0
     fired: int = 0

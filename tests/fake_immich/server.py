@@ -307,6 +307,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_response(fault.status)
                 self.send_header("Content-Type", fault.content_type)
                 self.send_header("Content-Length", str(len(fault.body)))
+                for name, value in fault.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(fault.body)
                 raise _Answered()
