@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from job import journal
+from job.clock import SYSTEM
 from job.decide import FileView, Scope, file_holds
 from job.facts import Facts
 from job.immich import errors
@@ -190,45 +192,71 @@ def _file_verdict(member: Member, file: FileNow, unit_ids: set[str], scope: Scop
 
 class Gate:
     """Verified units wait here to be released; they are judged and deleted together, at most
-    MAX_ITEMS per request and MAX_AGE seconds after the first one came. A unit is accounted for only
-    once its fate is known. A run killed with units waiting here leaves them journalled and verified:
-    the next run finishes them."""
+    MAX_ITEMS per request and MAX_AGE seconds after the first one came, by the gate's own thread, so that
+    the run goes on taking and moving units meanwhile. A unit is accounted for only once its fate is
+    known. A run killed with units waiting here leaves them journalled and verified: the next run
+    finishes them."""
 
     MAX_ITEMS = 25
-    MAX_AGE = 2.0
+    MAX_AGE = 2.0  # seconds (real time: this batches requests, it decides nothing)
 
     def __init__(self, ctx: RunContext, account: Callable[[Outcome], None], scope: Callable[[], Scope]):
         self.ctx, self.account, self.scope = ctx, account, scope
         self.force = ctx.settings.delete is DeleteMode.FORCE
         self.waiting: list[Pending] = []
         self.since = 0.0
-        self.worked = False  # the first delete goes out alone: a refused permission stops the run early
+        self.worked = False  # a first delete went through (the run holds back until then)
         self.pool = cf.ThreadPoolExecutor(max_workers=ctx.settings.pools.helpers, thread_name_prefix="gate")
+        self._due = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._release_when_due, name="gate", daemon=True)
+        self._thread.start()
 
     def submit(self, pending: Pending) -> None:
-        if not self.waiting:
-            self.since = self.ctx.clock.monotonic()
-        self.waiting.append(pending)
-
-    def flush_if_due(self) -> None:
-        if self.waiting and (not self.worked or len(self.waiting) >= self.MAX_ITEMS
-                             or self.ctx.clock.monotonic() - self.since >= self.MAX_AGE):
-            self.flush()
+        with self._due:
+            if not self.waiting:
+                self.since = SYSTEM.monotonic()
+            self.waiting.append(pending)
+            self._due.notify()
 
     def flush(self) -> None:
-        batch, self.waiting = self.waiting, []
+        """Release what waits, now, in the caller's thread."""
+        with self._due:
+            batch, self.waiting = self.waiting, []
+        self._release_and_account(batch)
+
+    def close(self) -> None:
+        """Release what still waits, and stop."""
+        with self._due:
+            self._closing = True
+            self._due.notify()
+        self._thread.join()
+        self.flush()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _release_when_due(self) -> None:
+        while True:
+            with self._due:
+                while not self._closing and not self._is_due():
+                    self._due.wait(None if not self.waiting else max(0.0, self.since + self.MAX_AGE - SYSTEM.monotonic()))
+                if self._closing:
+                    return
+                batch, self.waiting = self.waiting, []
+            self._release_and_account(batch)
+
+    def _is_due(self) -> bool:
+        return bool(self.waiting) and (len(self.waiting) >= self.MAX_ITEMS or SYSTEM.monotonic() - self.since >= self.MAX_AGE)
+
+    def _release_and_account(self, batch: list[Pending]) -> None:
         if batch:
             self.release(batch)
             for pending in batch:
                 self.account(pending.outcome)
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
     def release(self, batch: list[Pending]) -> None:
         """Judge every unit of `batch` now and delete those that pass, in one request; each outcome then
         says what happened (the caller accounts for it)."""
-        started = self.ctx.clock.monotonic()
+        started = SYSTEM.monotonic()
         scope = self.scope()
         futures = [self.pool.submit(gather, self.ctx, p, scope) for p in batch] if len(batch) > 1 else None
         verdicts = []
@@ -241,7 +269,7 @@ class Gate:
                 verdicts.append(Verdict("fail", message=f"could not check what depends on it: {exc}"))
         passing = [p for p, v in zip(batch, verdicts) if v is PASS]
         deleted = self._delete(passing)
-        share = (self.ctx.clock.monotonic() - started) / len(batch)
+        share = (SYSTEM.monotonic() - started) / len(batch)
         for pending, verdict in zip(batch, verdicts):
             outcome = pending.outcome
             outcome.steps["delete"] = outcome.steps.get("delete", 0.0) + share

@@ -97,7 +97,6 @@ class Runner:
                 if result.kind in (Kind.SKIPPED, Kind.HELD):
                     tally.taken -= 1
                 account(result)
-            gate.flush_if_due()
 
         def transferred(outcome: Outcome) -> None:
             tally.bytes += outcome.bytes  # phase one ended: its bytes count toward EXT2INT_MAX_BYTES
@@ -143,9 +142,7 @@ class Runner:
             self._drain(flight, finished)
         finally:
             flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())
-            if not self.hard_stop.is_set():
-                gate.flush()
-            gate.close()
+            gate.close()  # what waits at the gate is released (a second signal never gets here: it exits)
             io.shutdown(wait=False)
         report.listed = len(listed)
         report.remaining = self.remaining()
