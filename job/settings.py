@@ -25,7 +25,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.record import Policy
 from job.values import (
-    DURATION_FLOOR, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, parse_duration, writable_file,
+    DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, parse_duration,
+    writable_file,
 )
 
 __all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "SettingsError", "Switch", "load_settings",
@@ -36,17 +37,6 @@ _MISSING_KEY = (
     "IMMICH_API_KEY is not set: create an API key in Immich (Account Settings > API Keys) "
     "and set IMMICH_API_KEY, or IMMICH_API_KEY_FILE to a file holding it"
 )
-
-
-# whole numbers and the range each must be in, with the message that names the fix
-_RANGES: dict[str, tuple[int, int | None, str]] = {
-    "batch_size": (1, None, "must be 1 or more (the number of assets moved per run)"),
-    "concurrency": (1, 32, "must be between 1 and 32 (assets moved at once; 2 to 4 suits most servers)"),
-    "metrics_port": (1, 65535, "must be a TCP port between 1 and 65535"),
-    "queue_threshold": (0, None, "must be 0 (no throttling) or more (waiting jobs in Immich's queues)"),
-    "http_retries": (0, 20, "must be between 0 and 20"),
-    "transfer_retries": (0, 20, "must be between 0 and 20"),
-}
 
 
 def _env(name: str, *more: str):
@@ -129,10 +119,10 @@ class Settings(BaseSettings):
                 ) from None
         return parts
 
-    @field_validator(*_RANGES)
+    @field_validator(*RANGES)
     @classmethod
     def _in_range(cls, value: int, info: ValidationInfo) -> int:
-        low, high, message = _RANGES[info.field_name]
+        low, high, message = RANGES[info.field_name]
         if value < low or (high is not None and value > high):
             raise ValueError(message)
         return value
@@ -297,22 +287,20 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise SettingsError(lines) from None
 
 
+# pydantic's error types, said the way a person fixes them
+_BY_TYPE = {"int_parsing": "must be a whole number", "int_from_float": "must be a whole number",
+            "byte_size": "must be a size such as 500MB or 20GiB", "bool_parsing": "must be true or false"}
+
+
 def _explain(err: dict) -> str:
     loc = [str(part) for part in err.get("loc", ())]
-    name = loc[0] if loc else ""
-    variable = _ALIASES.get(name, name)
-    message = err.get("msg", "is invalid")
-    message = re.sub(r"^(Value error|Assertion failed), ", "", message)
-    if err.get("type") == "missing":
+    variable = _ALIASES.get(loc[0], loc[0]) if loc else ""
+    message = re.sub(r"^(Value error|Assertion failed), ", "", err.get("msg", "is invalid"))
+    kind = err.get("type")
+    if kind == "missing":
         return f"{variable} is not set (or is empty): it is required"
     if not variable:  # model-level checks already name their variable
         return message
-    if err.get("type") in ("literal_error", "enum"):
-        return f"{variable}: {message.replace('Input should be', 'must be')}"
-    if err.get("type") in {"int_parsing", "int_from_float"}:
-        return f"{variable}: must be a whole number"
-    if err.get("type") == "byte_size":
-        return f"{variable}: must be a size such as 500MB or 20GiB"
-    if err.get("type") == "bool_parsing":
-        return f"{variable}: must be true or false"
-    return f"{variable}: {message}"
+    if kind in ("literal_error", "enum"):
+        message = message.replace("Input should be", "must be")
+    return f"{variable}: {_BY_TYPE.get(kind, message)}"

@@ -128,3 +128,14 @@ DURATION_FLOOR: dict[str, tuple[float, str]] = {
     "claim_wait": (0.1, "at least 0.1s (how long a claim settles; see README)"),
     "claim_ttl": (10.0, "at least 10s (how long a claim lasts)"),
 }
+
+
+# whole numbers and the range each must be in, with the message that names the fix
+RANGES: dict[str, tuple[int, int | None, str]] = {
+    "batch_size": (1, None, "must be 1 or more (the number of assets moved per run)"),
+    "concurrency": (1, 32, "must be between 1 and 32 (assets moved at once; 2 to 4 suits most servers)"),
+    "metrics_port": (1, 65535, "must be a TCP port between 1 and 65535"),
+    "queue_threshold": (0, None, "must be 0 (no throttling) or more (waiting jobs in Immich's queues)"),
+    "http_retries": (0, 20, "must be between 0 and 20"),
+    "transfer_retries": (0, 20, "must be between 0 and 20"),
+}

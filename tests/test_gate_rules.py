@@ -11,7 +11,8 @@ from job.facts import Facts
 from job.immich.models import Asset, Exif, Library, MetadataItem
 from job.journal import Claim
 from job.move.context import Identity, Member, Pending, Unit
-from job.move.gate import PASS, Evidence, FileNow, judge
+from job.move.evidence import Evidence, FileNow
+from job.move.gate import PASS, judge
 from job.outcome import Hold, Outcome
 from job.paths import covers, excluded, in_immich_storage, media_root
 from job.record import SELF, record_of
@@ -126,6 +127,7 @@ def world_for_judge(**source_changes):
     member = Member("still", [facts], target_id="tgt", sha1="sha", size=10, etag='W/"a-1"')
     ids = Identity(source={"src": SELF, "tgt": SELF}, target={"tgt": SELF})
     member.expected = record_of(facts, ids.source)
+    member.carried = {"src": member.expected}  # the source's record as the carry read it
     pending = Pending(Outcome("src", "/photos/a.jpg", "mine"), ["gate"], Unit(asset()), [member], ids)
     now = Facts(asset(**source_changes), albums=(), metadata=())
     target = asset("tgt", libraryId=None, checksum="sha", originalPath="/data/upload/u-me/t.jpg")
@@ -199,3 +201,14 @@ def test_the_gate_sees_the_claim_in_the_sources_metadata():
     claim = Claim("run", "u", 10_000.0)
     facts = Facts(asset(), metadata=(MetadataItem(key=journal.CLAIM_KEY, value=claim.value()),))
     assert Claim.of(facts.marker(journal.CLAIM_KEY)) == claim
+
+
+def test_a_value_the_user_gave_up_by_policy_is_no_change_at_the_gate():
+    """EXT2INT_ON_CONFLICT=internal: the target keeps its description; the source still shows its own,
+    which the carry saw: the gate must not call that a change made during the move."""
+    pending, evidence = world_for_judge(exifInfo=Exif(fileSizeInByte=10, description="the folder's caption",
+                                                      dateTimeOriginal="2019-05-01T09:00:00+00:00"))
+    member = pending.members[0]
+    member.carried = {"src": record_of(evidence.sources["src"], pending.ids.source)}
+    assert member.expected.description == "", "the target kept its own (empty here) value"
+    assert judged(pending, evidence) is PASS

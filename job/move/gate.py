@@ -1,7 +1,7 @@
 """The delete gate: the one place the job deletes anything. Nothing else calls DELETE /assets.
 
 Right before the delete request, for every unit in it, the gate reads again what the deletion depends
-on (`gather`, I/O) and decides (`judge`, pure) whether it still holds at that moment:
+on (`evidence.gather`) and decides (`judge`, pure) whether it still holds at that moment:
 
 1. only our sources: every id is an external asset of a selected library that this run took from its
    own listing, still live, still the user's; never a target, never an id an answer handed us;
@@ -26,20 +26,20 @@ import concurrent.futures as cf
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from job import journal
 from job.clock import SYSTEM
-from job.decide import FileView, Scope, file_holds
+from job.decide import Scope
 from job.facts import Facts
 from job.immich import errors
 from job.immich.models import Asset
-from job.move import bring, claim, read
+from job.move import bring, claim
 from job.move.context import Member, Pending, RunContext, StepFailed
+from job.move.evidence import Evidence, FileNow, gather
 from job.outcome import Hold, Kind, Outcome, Stage
 from job.record import Policy, differences, merge, record_of
 from job.settings import DeleteMode
-from job.transfer import hash_original
 
 log = logging.getLogger("ext2int")
 
@@ -61,52 +61,6 @@ def _hold(reason: Hold, *details: str) -> Verdict:
 
 def _wait(message: str, *details: str) -> Verdict:
     return Verdict("wait", message=message, details=details)
-
-
-# --- the evidence, read at the moment of deletion ----------------------------------------------------
-
-
-@dataclass
-class FileNow:
-    etag: str | None  # as served now
-    hashed: tuple[str, int] | None  # the bytes hashed again now, when that was needed
-    view: FileView  # what the libraries say about the file
-    found: list[Asset] | None  # the user's live assets at the path, when looked up
-
-
-@dataclass
-class Evidence:
-    sources: dict[str, Facts | None] = field(default_factory=dict)  # None: gone
-    targets: dict[str, Asset | None] = field(default_factory=dict)
-    files: list[FileNow] = field(default_factory=list)  # one per member
-    stills_of: dict[str, list[Asset]] = field(default_factory=dict)  # video going -> stills linking to it
-
-
-def gather(ctx: RunContext, pending: Pending, scope: Scope) -> Evidence:
-    evidence = Evidence()
-    for member in pending.members:
-        for source_id in member.ids:
-            try:
-                evidence.sources[source_id] = read.source(ctx, source_id)
-            except errors.NotFound:
-                evidence.sources[source_id] = None
-        evidence.targets[member.target_id] = read.maybe_asset(ctx, member.target_id)
-        evidence.files.append(_file_now(ctx, member, scope))
-    for member in pending.members:
-        if member.role == "video" and ctx.live_stills is not None:
-            for source_id in member.ids:
-                evidence.stills_of[source_id] = ctx.live_stills().get(source_id, [])
-    return evidence
-
-
-def _file_now(ctx: RunContext, member: Member, scope: Scope) -> FileNow:
-    source = member.source.asset
-    etag = ctx.client.original_etag(source.id)
-    stale = member.earlier or ctx.clock.monotonic() - member.proven_at > ctx.settings.rehash_after
-    hashed = hash_original(ctx.client, source) if stale or etag is None or etag != member.etag else None
-    view = file_holds(source.originalPath, source.libraryId, scope)
-    found = ctx.client.assets_at(source.originalPath) if view.hold is None and view.look_up else None
-    return FileNow(etag, hashed, view, found)
 
 
 # --- the judgement (pure) ----------------------------------------------------------------------------
