@@ -49,6 +49,16 @@ def test_skipped_assets_do_not_use_up_the_batch(scene, run_job):
     assert result.counts()["uploaded"] == 2 and result.counts()["skipped"] == 2
 
 
+def test_skipped_assets_do_not_widen_the_batch_either(scene, run_job):
+    lib = photos(scene, 8)
+    for asset in list(scene.world.assets.values())[:3]:
+        asset.is_offline = True  # skipped from the listing alone, before any unit is taken
+    for concurrency in ("1", "4"):
+        result = run_job(scene.env(EXT2INT_BATCH_SIZE="2", EXT2INT_CONCURRENCY=concurrency))
+        assert result.counts()["uploaded"] == 2, (concurrency, result.report["counts"])
+    assert result.report["remaining"] == {lib.id: 4}, "the offline three stay, one is left to move"
+
+
 def test_max_bytes_is_a_soft_limit(scene, run_job):
     photos(scene, 5, size=100_000)
     result = run_job(scene.env(EXT2INT_MAX_BYTES="250kB", EXT2INT_CONCURRENCY="1"))

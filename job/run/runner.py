@@ -116,7 +116,7 @@ class Runner:
                 for unit in listing.units() if not report.stopped_because else ():
                     quick = self.quick(unit, ctx.scope)
                     if quick is not None:
-                        finished(quick)
+                        account(quick)  # never taken: it does not give back a place in the batch
                         continue
                     while not flight.has_room() and not self.stop.is_set():
                         flight.collect(timeout=0.5)
