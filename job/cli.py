@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from job import __version__, logs, secrets
@@ -16,7 +17,7 @@ from job.clock import SYSTEM, Clock
 from job.immich import errors
 from job.immich.client import ImmichClient
 from job.immich.http import Transport
-from job.metrics import Metrics
+from job.metrics import Gateway, Metrics
 from job.report import Report
 from job.run import planner
 from job.run.runner import Runner
@@ -75,15 +76,13 @@ def command(name: str, clock: Clock) -> int:
         return list_libraries(settings)
     metrics = Metrics()
     signals = Signals(settings)
+    gateway = gateway_for(settings, metrics) if name == "run" else None
+    push(gateway, lambda: gateway.running())
     result = execute(settings, name, metrics, signals, clock)
+    push(gateway, lambda: gateway.replace(metrics.exposed))  # a run that could not start is a run Grafana should see
     if isinstance(result, int):
-        if name == "run":  # a run that could not start is still a run Grafana should see
-            push(metrics, settings)
         return result
-    report, requests = result
-    if name == "run":
-        metrics.record_run(report, requests)
-        push(metrics, settings)
+    report = result
     code = report.exit_code()
     if report.server_failed:
         print(f"ext2int: {report.stopped_because}", file=sys.stderr)
@@ -94,12 +93,27 @@ def command(name: str, clock: Clock) -> int:
     return code
 
 
-def push(metrics: Metrics, settings: Settings) -> None:
-    if settings.pushgateway_url:
+def gateway_for(settings: Settings, metrics: Metrics) -> Gateway | None:
+    """The job's Pushgateway group, its totals carried into `metrics`; None when no Pushgateway is set,
+    or when its group cannot be read (pushing then would reset the totals it holds)."""
+    if not settings.pushgateway_url:
+        return None
+    gateway = Gateway(settings.pushgateway_url)
+    try:
+        metrics.carry(gateway.read())
+    except Exception as exc:  # a metrics outage must not fail the migration
+        log.warning("could not read this job's totals from the Pushgateway at %s (%s): this run's metrics are not "
+                    "pushed, so that the totals there stay right", gateway.url, exc)
+        return None
+    return gateway
+
+
+def push(gateway: Gateway | None, send: Callable[[], None]) -> None:
+    if gateway is not None:
         try:
-            metrics.push(settings.pushgateway_url)
+            send()
         except Exception as exc:  # a metrics outage must not fail the migration
-            log.warning("could not push metrics to %s: %s", settings.pushgateway_url, exc)
+            log.warning("could not push metrics to the Pushgateway at %s: %s", gateway.url, exc)
 
 
 # --- one run ---------------------------------------------------------------------------------------
@@ -114,9 +128,9 @@ def open_client(settings: Settings, read_only: bool, clock: Clock = SYSTEM) -> I
     return ImmichClient(transport)
 
 
-def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals,
-            clock: Clock = SYSTEM) -> tuple[Report, int] | int:
-    """Run `run` or `plan` once; returns (report, requests sent) or an exit code when it could not start."""
+def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals, clock: Clock = SYSTEM) -> Report | int:
+    """Run `run` or `plan` once; returns the report, or an exit code when it could not start. A run,
+    whatever its end, is recorded in `metrics` before its summary line is logged."""
     client = open_client(settings, read_only=command == "plan", clock=clock)
     try:
         session = connect(client)
@@ -127,10 +141,14 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
         if not libraries:
             print("ext2int: this API key's user owns no external library; nothing to do "
                   "(`ext2int libraries` lists what the key can see)", file=sys.stderr)
+            if command == "run":
+                metrics.record_run(Report(command=command))
             return EXIT_OK
+        scope = scope_of(session, libraries, visible, settings)
+        if command == "run":
+            metrics.prepare(libraries, scope.owners)
         progress = Progress.maybe(settings)
-        runner = Runner(session, libraries, settings, scope_of(session, libraries, visible, settings),
-                        observer_for(metrics, progress), clock)
+        runner = Runner(session, libraries, settings, scope, observer_for(metrics, progress), clock)
         signals.attach(runner)
         log.info("%s: %d librar%s on Immich %s as %s; delete mode %s", command, len(libraries),
                  "y" if len(libraries) == 1 else "ies", session.caps.version, session.user.email or session.user.id,
@@ -149,17 +167,21 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
             progress.close()
     except ConfigurationError as exc:
         print(f"ext2int: {exc}", file=sys.stderr)
-        metrics.record_error()
+        if command == "run":
+            metrics.record_error()
         return EXIT_CONFIG
     except errors.ImmichError as exc:
         print(f"ext2int: {exc}", file=sys.stderr)
-        metrics.record_error()
+        if command == "run":
+            metrics.record_error()
         return startup_exit_code(exc)
     finally:
         client.close()
     report.requests = {"total": client.t.total_requests, "mutating": client.t.mutating_requests}
+    if command == "run":
+        metrics.record_run(report, client.t.total_requests)
     emit_summary(report, settings, command)
-    return report, client.t.total_requests
+    return report
 
 
 def startup_exit_code(exc: errors.ImmichError) -> int:
@@ -259,10 +281,7 @@ def serve(settings: Settings, clock: Clock = SYSTEM) -> int:
         if stopping.is_set():
             return
         with busy:
-            result = execute(settings, "run", metrics, signals, clock)
-            if isinstance(result, tuple):
-                report, requests = result
-                metrics.record_run(report, requests)
+            execute(settings, "run", metrics, signals, clock)
             signals.forget_runs()
 
     trigger = cron_trigger(settings.schedule, settings.timezone)

@@ -6,15 +6,15 @@ import json
 import re
 import signal
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from job.metrics import Metrics
+from job.report import Report
 from tests.conftest import CANARY, ROOT, spawn_job
+from tests.prometheus import Pushgateway
 from tests.invariant import check, snapshot
 
 DASHBOARD = ROOT / "helm" / "dashboards" / "immich-ext2int.json"
@@ -79,53 +79,46 @@ def test_service_mode_serves_metrics_that_match_what_happened(fake, scene):
     assert schedule_line["nextRuns"].count("-01-01T00:00:00") == 3, "the next fire times are logged"
 
 
-class _Gateway(BaseHTTPRequestHandler):
-    received: list[tuple[str, str, bytes]] = []
-
-    def do_PUT(self):
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        _Gateway.received.append((self.command, self.path, body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_POST = do_PUT
-
-    def log_message(self, *args):
-        return
-
-
-def test_run_once_pushes_its_metrics_to_the_pushgateway(scene, run_job):
-    _Gateway.received = []
-    gateway = HTTPServer(("127.0.0.1", 0), _Gateway)
-    threading.Thread(target=gateway.serve_forever, daemon=True).start()
-    lib = scene.library()
-    scene.photo(lib, "a.jpg", size=5000)
+def test_run_once_pushes_one_group_to_a_real_pushgateway_and_adds_to_its_totals(scene, run_job, tmp_path):
+    gateway = Pushgateway(tmp_path)
     try:
-        result = run_job(scene.env(EXT2INT_PUSHGATEWAY_URL=f"http://127.0.0.1:{gateway.server_address[1]}"))
+        family, scans = scene.library("Family"), scene.library("Scans")  # two libraries: one group all the same
+        scene.photo(family, "a.jpg", size=5000)
+        scene.photo(scans, "b.jpg", size=7000)
+        first = run_job(scene.env(EXT2INT_PUSHGATEWAY_URL=gateway.url, EXT2INT_LIBRARY_IDS=family.id))
+        second = run_job(scene.env(EXT2INT_PUSHGATEWAY_URL=gateway.url))
+        found = samples(gateway.group_text())
     finally:
-        gateway.shutdown()
-    assert result.code == 0
-    (method, path, body), = _Gateway.received
-    assert method == "PUT" and path == "/metrics/job/immich-ext2int", "one group: a `library` label in it would be refused"
-    found = samples(body.decode())
-    assert value(found, "ext2int_assets_total", outcome="uploaded") == 1
-    assert value(found, "ext2int_last_run_bytes") == 5000
-    assert value(found, "ext2int_remaining_assets", library=lib.id) == 0
+        gateway.stop()
+    assert first.code == second.code == 0 and "could not" not in first.stderr + second.stderr
+    groups = {dict(labels).get("job") for (name, labels) in found if name == "push_time_seconds"}
+    assert groups == {"immich-ext2int"}, "one group, grouped by job alone"
+    assert value(found, "ext2int_assets_total", outcome="uploaded", library=family.id) == 1
+    assert value(found, "ext2int_assets_total", outcome="uploaded", library=scans.id) == 1
+    assert value(found, "ext2int_runs_total", result="success") == 2, "the second run added to the first one's totals"
+    assert value(found, "ext2int_bytes_total") == 12_000
+    assert value(found, "ext2int_last_run_bytes") == 7000, "the last run's own"
+    assert value(found, "ext2int_remaining_assets", library=scans.id) == 0
+    names = {dict(labels)["name"] for (name, labels) in found if name == "ext2int_library_info"}
+    assert names == {"Family", "Scans"}
+    assert value(found, "ext2int_run_in_progress") == 0
 
 
 def test_an_unreachable_pushgateway_does_not_fail_the_run(scene, run_job):
     lib = scene.library()
     scene.photo(lib, "a.jpg")
     result = run_job(scene.env(EXT2INT_PUSHGATEWAY_URL="http://127.0.0.1:9"))
-    assert result.code == 0 and "could not push metrics" in result.stderr
+    assert result.code == 0 and "could not read this job's totals from the Pushgateway" in result.stderr
+    assert result.counts()["uploaded"] == 1
 
 
 def exported_names() -> set[str]:
-    """Every series name the job can export (labelled families export nothing until first used)."""
-    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"],
-                "gauge": [""]}
-    return {family.name + suffix for family in Metrics().registry.collect() for suffix in suffixes[family.type]}
+    """Every series name the job can export, once two runs have ended."""
+    metrics = Metrics()
+    for _ in range(2):
+        metrics.record_run(Report(command="run"))
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"], "gauge": [""]}
+    return {family.name + suffix for family in metrics.registry.collect() for suffix in suffixes[family.type]}
 
 
 def test_dashboard_imports_without_editing_and_uses_only_exported_metrics():
@@ -140,9 +133,16 @@ def test_dashboard_imports_without_editing_and_uses_only_exported_metrics():
     assert used, "the dashboard shows nothing of ours"
     assert used <= exported_names(), f"not exported: {used - exported_names()}"
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
-    for topic in ("left to move", "time to done", "moved per run", "throughput", "failures", "throttl",
-                  "successful run", "backlog"):
+    for topic in ("done", "moved", "left to move", "stuck", "per hour", "time to done", "successful run", "failing",
+                  "per library", "not moved", "backlog"):
         assert topic in titles
+
+
+def test_the_dashboard_is_what_its_builder_makes():
+    import runpy
+
+    built = runpy.run_path(str(DASHBOARD.with_name("build.py")))["render"]()
+    assert DASHBOARD.read_text() == built, "run `python helm/dashboards/build.py` after changing it"
 
 
 def test_metric_names_follow_prometheus_conventions():

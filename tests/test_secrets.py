@@ -72,7 +72,8 @@ def test_passwords_in_urls_and_a_key_echoed_by_the_server_never_appear(fake, wor
     result = run_job({**scene.env(CANARY), "IMMICH_URL": url_with_password(fake), "EXT2INT_LOG_LEVEL": "DEBUG",
                       "EXT2INT_PUSHGATEWAY_URL": f"http://push:{GATEWAY_PASSWORD}@127.0.0.1:9"})
     assert result.code == 1, result.stderr
-    assert "could not push metrics" in result.stderr and "[redacted]" in result.stderr
+    assert "could not read this job's totals from the Pushgateway at http://127.0.0.1:9" in result.stderr
+    assert "[redacted]" in result.stderr
     assert any("[redacted]" in o["reason"] for o in result.outcomes("failed")), "the echo reached the report, scrubbed"
     assert not secrets_in(everything(result))
 

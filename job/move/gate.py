@@ -226,7 +226,9 @@ class Gate:
         share = (SYSTEM.monotonic() - started) / len(batch)
         for pending, verdict in zip(batch, verdicts):
             outcome = pending.outcome
-            outcome.steps["delete"] = outcome.steps.get("delete", 0.0) + share
+            outcome.steps[Stage.DELETE.value] = outcome.steps.get(Stage.DELETE.value, 0.0) + share
+            if self.ctx.on_step:
+                self.ctx.on_step(Stage.DELETE.value, share)
             if verdict is PASS:
                 if deleted is None:
                     outcome.deleted = True

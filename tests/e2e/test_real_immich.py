@@ -9,11 +9,9 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,28 +21,15 @@ from tests import media
 from tests.conftest import ROOT
 from tests.e2e.immich import World, sha1_b64
 from tests.e2e.records import Contents, curated, missing
-
-
-class Gateway(BaseHTTPRequestHandler):
-    pushes: list[str] = []
-
-    def do_PUT(self):
-        Gateway.pushes.append(self.rfile.read(int(self.headers["content-length"])).decode())
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        return
+from tests.prometheus import Pushgateway
 
 
 @pytest.fixture
-def gateway():
-    Gateway.pushes = []
-    server = HTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def gateway(tmp_path):
+    """A real Pushgateway (Debian's), as a CronJob would push to."""
+    server = Pushgateway(tmp_path)
+    yield server
+    server.stop()
 
 
 def job(e2e, world: World, command: str = "run", key: str | None = None, report: Path | None = None, **env) -> subprocess.Popen:
@@ -157,18 +142,25 @@ def test_a_curated_library_moves_completely_on_a_real_immich(e2e, tmp_path, gate
 
     # small batches until nothing is left; each run's report and pushed metrics agree with the server
     moved = 0
+    total = {"uploaded": 0, "merged": 0, "failed": 0}
     for run in range(30):
         report_path = tmp_path / f"run{run}.json"
         code, out, err = finish(job(e2e, world, report=report_path, EXT2INT_BATCH_SIZE="3",
-                                    EXT2INT_PUSHGATEWAY_URL=gateway, **ttl))
+                                    EXT2INT_PUSHGATEWAY_URL=gateway.url, **ttl))
         assert code == 0, err
         report = json.loads(report_path.read_text())
-        pushed = {(s.name, tuple(sorted(s.labels.items()))): s.value
-                  for f in text_string_to_metric_families(Gateway.pushes[-1]) for s in f.samples}
+        pushed: dict[tuple[str, str], float] = {}
+        for family in text_string_to_metric_families(gateway.group_text()):
+            for s in family.samples:
+                if s.labels.get("job") == "immich-ext2int" and s.labels.get("library") in (world.library["id"], None):
+                    key = (s.name, s.labels.get("outcome", ""))
+                    pushed[key] = pushed.get(key, 0.0) + s.value
         for outcome in ("uploaded", "merged", "failed"):
-            assert pushed[("ext2int_last_run_assets", (("outcome", outcome),))] == \
+            assert pushed[("ext2int_last_run_assets", outcome)] == \
                 sum(o["assets"] for o in report["outcomes"] if o["kind"] == outcome)
-        assert pushed[("ext2int_remaining_assets", (("library", world.library["id"]),))] == report["remaining"][world.library["id"]]
+            total[outcome] += sum(o["assets"] for o in report["outcomes"] if o["kind"] == outcome)
+            assert pushed[("ext2int_assets_total", outcome)] == total[outcome], "the gateway holds the totals of every run"
+        assert pushed[("ext2int_remaining_assets", "")] == report["remaining"][world.library["id"]]
         for outcome in report["outcomes"]:
             if outcome["kind"] in ("uploaded", "merged"):
                 assert admin.asset(outcome["asset_id"])["isTrashed"]
