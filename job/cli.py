@@ -238,12 +238,20 @@ def list_libraries(settings: Settings) -> int:
     try:
         session = connect(client)
         libraries = visible_libraries(session)
+        owners: dict[str, str] = {}
         if libraries is None:
             libraries = resolve_libraries(session, [str(i) for i in settings.library_ids], None)
             print("(not an admin key: showing the external libraries of your own assets)")
+        else:
+            try:
+                owners = client.user_names()
+            except (errors.Forbidden, errors.PermissionMissing):
+                pass
         rows = []
         for library in libraries:
             row = describe_library(session, library)
+            row["owner"] = owners.get(library.ownerId) or (session.user.name or session.user.email
+                                                             if library.ownerId == session.user.id else library.ownerId)
             try:
                 row["assets"] = client.count_assets(library.id) if row["migratable"] else None
             except errors.ImmichError:
@@ -258,7 +266,7 @@ def list_libraries(settings: Settings) -> int:
     for row in rows:
         count = "-" if row["assets"] is None else str(row["assets"])
         mine = "yes" if row["migratable"] else "no: owner's key needed"
-        print(f"{row['id']:<36}  {count:>7}  {mine:<10}  {row['name']} ({row['ownerId']})")
+        print(f"{row['id']:<36}  {count:>7}  {mine:<10}  {row['name']} ({row['owner']})")
     return EXIT_OK
 
 

@@ -27,6 +27,7 @@ class Report:
     remaining: dict[str, int] = field(default_factory=dict)  # per library, after the run
     throttled_seconds: float = 0.0
     stopped_because: str = ""  # limit reached, signal, back-pressure...
+    at_limit: bool = False  # stopped because a limit was reached: the normal end of a run
     server_failed: bool = False  # stopped because Immich failed a listing: the run's exit code is 3
     server_version: str = ""
     delete_mode: str = ""
@@ -94,6 +95,7 @@ class Report:
             "remaining": self.remaining,
             "throttledSeconds": round(self.throttled_seconds, 3),
             "stoppedBecause": self.stopped_because,
+            "stoppedAtLimit": self.at_limit,
             "notes": self.notes,
             "requests": self.requests,
         }
@@ -131,15 +133,17 @@ class Report:
             planned = [o for o in self.outcomes if o.kind is Kind.PLANNED]
             yield (f"plan: would move {sum(o.assets for o in planned)} assets ({len(planned)} items, "
                    f"{self.live_photos} live photos), "
-                   f"{_human_bytes(sum(o.bytes for o in planned))}, touching {self.albums_touched} albums; "
+                   f"{human_bytes(sum(o.bytes for o in planned))}, touching {self.albums_touched} albums; "
                    f"{counts.get('held', 0)} held, {counts.get('skipped', 0)} skipped")
         else:
             yield (f"{self.command}: {self.moved_assets} assets moved ({counts.get('uploaded', 0)} uploaded, "
                    f"{counts.get('merged', 0)} merged into existing internal assets), {counts.get('held', 0)} held, "
                    f"{counts.get('waiting', 0)} waiting, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; "
-                   f"{_human_bytes(self.moved_bytes)} in {self.duration:.1f}s"
+                   f"{human_bytes(self.moved_bytes)} in {self.duration:.1f}s"
                    + (f" (throttled {self.throttled_seconds:.0f}s)" if self.throttled_seconds >= 1 else ""))
-        if self.stopped_because:
+        if self.at_limit:
+            yield f"this run's share is done ({self.stopped_because}); the next run goes on"
+        elif self.stopped_because:
             yield f"stopped early: {self.stopped_because}"
         if self.remaining:
             yield "remaining: " + ", ".join(f"{self.library_names.get(lib, lib)}: {n}" for lib, n in sorted(self.remaining.items()))
@@ -176,7 +180,7 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":

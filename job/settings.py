@@ -25,8 +25,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.record import Policy
 from job.values import (
-    DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, parse_duration,
-    writable_file,
+    DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, key_from_file,
+    parse_duration, writable_file,
 )
 
 __all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "SettingsError", "Switch", "load_settings",
@@ -219,17 +219,7 @@ class Settings(BaseSettings):
         if self.api_key is not None and self.api_key_file is not None:
             raise ValueError("IMMICH_API_KEY and IMMICH_API_KEY_FILE are both set: keep only one")
         if self.api_key_file is not None:
-            try:
-                text = self.api_key_file.read_bytes().decode("utf-8", errors="replace")
-            except FileNotFoundError:
-                raise ValueError(
-                    f"IMMICH_API_KEY_FILE: {self.api_key_file} does not exist; mount the secret there or fix the path"
-                ) from None
-            except OSError as exc:
-                raise ValueError(f"IMMICH_API_KEY_FILE: cannot read {self.api_key_file} ({exc.strerror})") from None
-            if not text.strip("\ufeff \t\r\n"):
-                raise ValueError(f"IMMICH_API_KEY_FILE: {self.api_key_file} is empty; put the API key in it")
-            object.__setattr__(self, "api_key", SecretStr(api_key(text, "IMMICH_API_KEY_FILE")))
+            object.__setattr__(self, "api_key", SecretStr(key_from_file(self.api_key_file, "IMMICH_API_KEY_FILE")))
         elif self.api_key is not None and self.api_key.get_secret_value().strip():
             object.__setattr__(self, "api_key", SecretStr(api_key(self.api_key.get_secret_value(), "IMMICH_API_KEY")))
         if self.api_key is None or not self.api_key.get_secret_value().strip():

@@ -3,6 +3,7 @@ summary at the end, and the progress bar on a terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -10,7 +11,7 @@ from typing import Any
 
 from job.metrics import Metrics
 from job.outcome import KINDS, Kind, Outcome
-from job.report import Report
+from job.report import Report, human_bytes
 from job.run.runner import Observer
 from job.settings import Settings, Switch
 
@@ -69,12 +70,14 @@ def log_outcome(o: Outcome) -> None:
 
 
 class Progress:
-    """A progress bar (tqdm) for assets and bytes, on a terminal only."""
+    """A progress bar (tqdm) for assets and bytes, on a terminal only. While it shows, log lines are
+    written above it (tqdm's logging redirect), never glued onto it."""
 
     def __init__(self) -> None:
         self.bar = None
         self.moved = 0
         self._lock = threading.Lock()
+        self._redirect = contextlib.ExitStack()
 
     @classmethod
     def maybe(cls, settings: Settings) -> Progress | None:
@@ -84,8 +87,10 @@ class Progress:
 
     def start(self, total: int) -> None:
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
         self.bar = tqdm(total=total, unit="asset", dynamic_ncols=True, file=sys.stderr, leave=True)
+        self._redirect.enter_context(logging_redirect_tqdm([logging.getLogger("ext2int")]))
 
     def outcome(self, outcome: Outcome) -> None:
         if self.bar is not None and outcome.kind not in (Kind.SKIPPED, Kind.HELD):
@@ -95,8 +100,9 @@ class Progress:
         with self._lock:
             self.moved += n
             if self.bar is not None:
-                self.bar.set_postfix_str(f"{self.moved / 1048576:.1f} MiB", refresh=False)
+                self.bar.set_postfix_str(human_bytes(self.moved), refresh=False)
 
     def close(self) -> None:
+        self._redirect.close()
         if self.bar is not None:
             self.bar.close()

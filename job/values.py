@@ -3,7 +3,9 @@ concurrency makes. Pure; `settings.py` reads the environment into them."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tempfile
 from enum import Enum
 from pathlib import Path
@@ -104,6 +106,33 @@ def api_key(text: str, variable: str) -> str:
         raise ValueError(f"{variable} holds characters an Immich API key never has: copy the key again from Immich "
                          "(Account Settings > API Keys); it is not shown here")
     return key
+
+
+def key_from_file(path: Path, variable: str) -> str:
+    """The API key in a file (a mounted secret), with a line that names the fix when it cannot be read."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        raise ValueError(f"{variable}: {path} does not exist; mount the secret there or fix the path") from None
+    except PermissionError:
+        raise ValueError(f"{variable}: cannot read {path} (permission denied): {_who_may_read(path)}") from None
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path} ({exc.strerror or exc})") from None
+    if not text.strip("\ufeff \t\r\n"):
+        raise ValueError(f"{variable}: {path} is empty; put the API key in it")
+    return api_key(text, variable)
+
+
+def _who_may_read(path: Path) -> str:
+    """Why this process may not read `path`, and the fix (a key file written by one user and mounted into
+    a container that runs as another: compose keeps a file's owner and mode)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "this process may not look into its folder; make the folder readable by the user ext2int runs as"
+    return (f"ext2int runs as user {os.getuid()} and the file belongs to user {st.st_uid} with mode "
+            f"{stat.S_IMODE(st.st_mode):o}. Make ext2int's user its owner (chown {os.getuid()} {path}; the image runs "
+            "as 10001), or run ext2int as the file's owner")
 
 
 def writable_file(path: Path) -> Path:

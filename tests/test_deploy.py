@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -43,22 +46,25 @@ VALUE_SETS = {
         "mode": "deployment",
         "immich": {"apiKey": {"existingSecret": "immich-api-key"}},
         "deployment": {"runAtStart": True},
-        "metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
-                    "prometheusRule": {"enabled": True}, "grafanaDashboard": {"enabled": True}},
+        "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
+                    "grafanaDashboard": {"enabled": True}},
         "extraEnv": [{"name": "EXT2INT_HTTP_RETRIES", "value": "3"}],
     },
 }
 
 
-def render(values: dict) -> list[dict]:
+def render_files(values: dict) -> dict[str, str]:
     helm = need("helm_python", "helm-python-sdk")
     chart = helm.Chart.load(str(CHART))
     try:
-        out = chart.render(values, name="photos", namespace="immich")
+        return chart.render(values, name="photos", namespace="immich")
     finally:
         chart.close()
+
+
+def render(values: dict) -> list[dict]:
     docs = []
-    for path, text in out.items():
+    for path, text in render_files(values).items():
         if path.endswith("NOTES.txt"):
             continue
         docs += [d for d in yaml.safe_load_all(text) if d]
@@ -102,6 +108,8 @@ def check_prometheus_operator_resource(doc: dict) -> None:
 
 def pod_spec(docs: list[dict]) -> dict:
     for doc in docs:
+        if doc["kind"] == "Pod":
+            continue  # the `helm test` dry run
         if doc["kind"] == "CronJob":
             return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         if doc["kind"] == "Deployment":
@@ -140,7 +148,7 @@ def test_default_mode_is_a_cronjob_that_never_overlaps():
 def test_deployment_mode_serves_metrics_through_a_service():
     docs = render(VALUE_SETS["deployment-monitors-on"])
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ConfigMap", "Deployment", "PodMonitor", "PrometheusRule", "Service", "ServiceMonitor"]
+    assert kinds == ["ConfigMap", "Deployment", "Pod", "PrometheusRule", "Service", "ServiceMonitor"]
     container = pod_spec(docs)["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert container["args"] == ["serve"] and env["EXT2INT_SCHEDULE"] == "30 2 * * *"
@@ -177,12 +185,94 @@ def test_a_missing_key_is_refused_with_the_fix():
 @pytest.mark.parametrize("values", [
     {"mode": "daemonset"}, {"migration": {"delete": "nuke"}}, {"migration": {"batchSize": 0}},
     {"immich": {"url": "immich-server:2283", "apiKey": {"existingSecret": "s"}}}, {"schedule": "every night"},
+    {"migration": {"batchsize": 500}}, {"schedul": "30 2 * * *"}, {"schedule": "61 * * * *"},
+    {"schedule": "0 0 31 2 *"}, {"migration": {"maxBytes": "twenty gigs"}}, {"migration": {"maxDuration": "an hour"}},
+    {"migration": {"concurrency": "2"}}, {"resources": {"limits": {"memory": "lots"}}},
+    {"securityContext": {"runAsUsr": 1000}}, {"metrics": {"serviceMonitor": {"interval": "1 minute"}}},
+    {"metrics": {"prometheusRule": {"noSuccessForHours": 48}}}, {"cronjob": {"concurrencyPolicy": "Allow"}},
+    {"tolerations": [{"key": "a", "effect": "NoSchedule", "valu": "b"}]}, {"podLabels": {"team": 7}},
 ])
-def test_values_schema_rejects_nonsense(values):
+def test_values_schema_rejects_misspelt_keys_and_bad_values(values):
     helm = need("helm_python", "helm-python-sdk")
     merged = {"immich": {"apiKey": {"existingSecret": "s"}}} | values
     with pytest.raises(helm.HelmError):
         render(merged)
+
+
+@pytest.mark.parametrize("values", [
+    {"schedule": "*/15 6-22 * * mon-fri"}, {"migration": {"maxBytes": "20GiB", "maxDuration": "45m"}},
+    {"resources": {"limits": {"memory": "1Gi", "cpu": "500m"}, "requests": {"cpu": 0.1}}},
+    {"tolerations": [{"key": "photos", "operator": "Exists", "effect": "NoSchedule"}]},
+    {"securityContext": {"runAsUser": 1000, "capabilities": {"drop": ["ALL"]}}},
+])
+def test_values_schema_accepts_what_users_write(values):
+    assert render({"immich": {"apiKey": {"existingSecret": "s"}}} | values)
+
+
+def test_the_values_schema_is_what_its_builder_makes():
+    import runpy
+
+    built = runpy.run_path(str(CHART / "schema.py"))["render"]()
+    assert (CHART / "values.schema.json").read_text() == built, "run `python helm/schema.py` after changing it"
+
+
+def test_both_monitors_at_once_are_refused():
+    helm = need("helm_python", "helm-python-sdk")
+    with pytest.raises(helm.HelmError) as caught:
+        render({"mode": "deployment", "immich": {"apiKey": {"existingSecret": "s"}},
+                "metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}})
+    assert "not both" in str(caught.value)
+
+
+def test_exit_codes_1_2_and_3_end_the_cronjobs_job_without_another_pod():
+    docs = render(VALUE_SETS["cronjob-existing-secret"])
+    job = next(d for d in docs if d["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]
+    rules = job["podFailurePolicy"]["rules"]
+    fail = next(r for r in rules if r["action"] == "FailJob")["onExitCodes"]
+    assert fail == {"containerName": "ext2int", "operator": "In", "values": [1, 2, 3]}
+    assert any(r["action"] == "Ignore" and r["onPodConditions"][0]["type"] == "DisruptionTarget" for r in rules)
+    assert job["template"]["spec"]["restartPolicy"] == "Never", "podFailurePolicy needs it"
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_pods_carry_the_standard_labels(name):
+    docs = render(VALUE_SETS[name])
+    templates = [pod_spec_metadata(d) for d in docs if d["kind"] in ("CronJob", "Deployment", "Pod")]
+    assert len(templates) == 2
+    for metadata in templates:
+        labels = metadata["labels"]
+        assert {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                "app.kubernetes.io/managed-by", "helm.sh/chart"} <= set(labels)
+
+
+def pod_spec_metadata(doc: dict) -> dict:
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
+    if doc["kind"] == "Deployment":
+        return doc["spec"]["template"]["metadata"]
+    return doc["metadata"]
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_helm_test_is_a_dry_run_with_the_releases_settings_and_key(name):
+    docs = render(VALUE_SETS[name])
+    plan = next(d for d in docs if d["kind"] == "Pod")
+    assert plan["metadata"]["annotations"]["helm.sh/hook"] == "test" and plan["spec"]["restartPolicy"] == "Never"
+    container, workload = plan["spec"]["containers"][0], pod_spec(docs)["containers"][0]
+    assert container["args"] == ["plan"]
+    assert container["env"] == [e for e in workload["env"]] and container["volumeMounts"] == workload["volumeMounts"]
+    assert plan["spec"]["volumes"] == pod_spec(docs)["volumes"]
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_notes_give_commands_that_do_what_they_say(name):
+    notes = next(text for path, text in render_files(VALUE_SETS[name]).items() if path.endswith("NOTES.txt"))
+    assert "helm test photos -n immich --logs" in notes and "dry run" in notes
+    assert "&&" not in notes, "a port-forward never returns: nothing after it would run"
+    if VALUE_SETS[name].get("mode") == "deployment":
+        assert "port-forward svc/photos-immich-ext2int 9807" in notes
+    else:
+        assert "create job --from=cronjob/photos-immich-ext2int" in notes and "a real run" in notes
 
 
 def test_the_dashboard_configmap_carries_the_dashboard_file():
@@ -214,6 +304,50 @@ def test_compose_example_is_valid_and_its_dashboard_exists():
     mount = next(v for v in compose["services"]["grafana"]["volumes"] if "dashboards" in v)
     assert (ROOT / mount.split(":")[0]).resolve().joinpath("immich-ext2int.json").exists()
     assert "immich-ext2int:9807" in compose["configs"]["prometheus_config"]["content"]
+
+
+def as_container_user(uid: int, gid: int, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`ext2int` as the container's user: a Python this user may run (the venv's may sit under root's home),
+    the project and its installed packages readable, nothing else of ours."""
+    if os.geteuid() != 0:
+        pytest.fail("this test creates files of the container's user and runs as it: run it as root (CI does)")
+    python = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists()), None)
+    assert python, "a system Python 3 is needed to run as another user"
+    site = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
+    full = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{site}", **env}
+    return subprocess.run([python, "-m", "job", *args], env=full, user=uid, group=gid, extra_groups=[],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_compose_key_file_as_written_is_read_by_the_containers_user_and_nobody_else(scene):
+    compose_text = (ROOT / "compose.example.yml").read_text()
+    uid, gid = map(int, yaml.safe_load(compose_text)["services"]["immich-ext2int"]["user"].split(":"))
+    command = next(line.strip("# ") for line in compose_text.splitlines() if "umask 077" in line)
+    assert command in (ROOT / "README.md").read_text(), "the README and the compose file say the same"
+    lib = scene.library()
+    scene.photo(lib, "a.jpg")
+    folder = Path(tempfile.mkdtemp(prefix="ext2int-compose-"))
+    try:
+        folder.chmod(0o755)
+        subprocess.run(["bash", "-c", command.replace("YOUR-API-KEY", scene.key).replace("sudo ", "")], cwd=folder,
+                       check=True)
+        key_file = folder / "immich_api_key.txt"
+        st = key_file.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, 0o600), "the container's user's, alone"
+        env = {"IMMICH_URL": scene.fake.url, "IMMICH_API_KEY_FILE": str(key_file), "EXT2INT_LOG_FORMAT": "json"}
+        planned = as_container_user(uid, gid, env, "plan")
+        assert planned.returncode == 0, planned.stderr
+        assert "would move" in planned.stdout
+        # what the old instructions made: the host user's file, mode 600
+        os.chown(key_file, 1000, 1000)
+        refused = as_container_user(uid, gid, env, "plan")
+        assert refused.returncode == 2 and scene.key not in refused.stdout + refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            f"ext2int: IMMICH_API_KEY_FILE: cannot read {key_file} (permission denied): ext2int runs as user {uid} and "
+            f"the file belongs to user 1000 with mode 600. Make ext2int's user its owner (chown {uid} {key_file}; the "
+            "image runs as 10001), or run ext2int as the file's owner"]
+    finally:
+        shutil.rmtree(folder)
 
 
 # --- Dockerfile --------------------------------------------------------------------------------------

@@ -15,6 +15,13 @@ app.kubernetes.io/name: {{ include "ext2int.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* Monitors: one way to scrape, or every series would be there twice (and sums doubled). */}}
+{{- define "ext2int.checkMonitors" -}}
+{{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled -}}
+{{- fail "enable metrics.serviceMonitor or metrics.podMonitor, not both: Prometheus would scrape every series twice" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "ext2int.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ include "ext2int.selectorLabels" . }}
@@ -100,8 +107,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end -}}
 
-{{/* The pod: restricted Pod Security Standard, read-only root, the key mounted read-only. */}}
+{{/* The pod: restricted Pod Security Standard, read-only root, the key mounted read-only.
+     Called with (dict "root" . "command" "run|serve|plan"). */}}
 {{- define "ext2int.podSpec" -}}
+{{- $command := .command -}}
+{{- with .root -}}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -114,10 +124,10 @@ containers:
   - name: ext2int
     image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
     imagePullPolicy: {{ .Values.image.pullPolicy }}
-    args: [{{ if eq .Values.mode "deployment" }}"serve"{{ else }}"run"{{ end }}]
+    args: [{{ $command | quote }}]
     env:
       {{- include "ext2int.env" . | nindent 6 }}
-    {{- if eq .Values.mode "deployment" }}
+    {{- if eq $command "serve" }}
     ports:
       - name: metrics
         containerPort: {{ .Values.metrics.port }}
@@ -167,4 +177,5 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
 {{- end -}}

@@ -124,6 +124,7 @@ class Runner:
                     reason = self._may_continue(tally, started, report)
                     if reason:
                         report.stopped_because = report.stopped_because or reason
+                        report.at_limit = reason in self._limits(tally, started)
                         break
                     tally.taken += 1
                     flight.start(unit)
@@ -169,14 +170,19 @@ class Runner:
     def _may_continue(self, tally: _Tally, started: float, report: Report) -> str:
         if self.stop.is_set():
             return self.stop_reason or "stopped"
-        s = self.settings
+        limits = self._limits(tally, started)
+        return limits[0] if limits else self._wait_for_backlog(report)
+
+    def _limits(self, tally: _Tally, started: float) -> list[str]:
+        """The run's limits that are reached: a normal end of a run, the next one goes on."""
+        s, reached = self.settings, []
         if tally.taken >= s.batch_size:
-            return f"EXT2INT_BATCH_SIZE ({s.batch_size}) reached"
+            reached.append(f"EXT2INT_BATCH_SIZE ({s.batch_size}) reached")
         if s.max_bytes is not None and tally.bytes >= s.max_bytes:
-            return f"EXT2INT_MAX_BYTES ({int(s.max_bytes)} bytes) reached"
+            reached.append(f"EXT2INT_MAX_BYTES ({int(s.max_bytes)} bytes) reached")
         if s.max_duration is not None and self.clock.monotonic() - started >= s.max_duration:
-            return f"EXT2INT_MAX_DURATION ({s.max_duration:.0f}s) reached"
-        return self._wait_for_backlog(report)
+            reached.append(f"EXT2INT_MAX_DURATION ({s.max_duration:.0f}s) reached")
+        return reached
 
     def _drain(self, flight: Flight, finished: Callable[[Outcome | Pending], None]) -> None:
         """Let the units in flight finish: without limit normally, within EXT2INT_SHUTDOWN_GRACE after a
