@@ -100,7 +100,8 @@ def schema() -> dict:
                 "url": {"type": "string", "pattern": "^https?://[^/\\s]+", "description": "e.g. http://immich-server:2283"},
                 "apiKey": obj({"existingSecret": {"type": "string"}, "existingSecretKey": {"type": "string", "minLength": 1},
                                "value": {"type": "string"}}),
-            }, ("url", "apiKey")),
+                "apiKeys": obj({"existingSecret": {"type": "string"}}, description="one key per user, in one Secret"),
+            }, ("url",)),
             "schedule": CRON,
             "timeZone": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"},
             "migration": obj({

@@ -21,9 +21,8 @@ from job.metrics import Gateway, Metrics
 from job.report import Report
 from job.run import planner
 from job.run.runner import Runner
-from job.run.session import (
-    ConfigurationError, check_permissions, connect, describe_library, resolve_libraries, scope_of, visible_libraries,
-)
+from job.run.crew import assemble
+from job.run.session import ConfigurationError
 from job.settings import Settings, SettingsError, load_settings
 from job.terminal import Progress, emit_summary, observer_for
 
@@ -119,9 +118,9 @@ def push(gateway: Gateway | None, send: Callable[[], None]) -> None:
 # --- one run ---------------------------------------------------------------------------------------
 
 
-def open_client(settings: Settings, read_only: bool, clock: Clock = SYSTEM) -> ImmichClient:
+def open_client(settings: Settings, key: str, read_only: bool, clock: Clock = SYSTEM) -> ImmichClient:
     transport = Transport(
-        settings.immich_url, settings.key, read_only=read_only, timeout=settings.http_timeout,
+        settings.immich_url, key, read_only=read_only, timeout=settings.http_timeout,
         retries=settings.http_retries, pool_size=settings.pools.connections,
         user_agent=f"immich-ext2int/{__version__}", clock=clock,
     )
@@ -131,28 +130,30 @@ def open_client(settings: Settings, read_only: bool, clock: Clock = SYSTEM) -> I
 def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals, clock: Clock = SYSTEM) -> Report | int:
     """Run `run` or `plan` once; returns the report, or an exit code when it could not start. A run,
     whatever its end, is recorded in `metrics` before its summary line is logged."""
-    client = open_client(settings, read_only=command == "plan", clock=clock)
+    crew = None
     try:
-        session = connect(client)
-        metrics.server_version(str(session.caps.version))
-        check_permissions(session, command, settings.delete)
-        visible = visible_libraries(session)
-        libraries = resolve_libraries(session, [str(i) for i in settings.library_ids], visible)
+        crew = assemble(settings, command, lambda key: open_client(settings, key, read_only=command == "plan", clock=clock))
+        metrics.server_version(str(crew.lead.caps.version))
+        for problem in crew.problems:
+            print(f"ext2int: {problem}", file=sys.stderr)
+        libraries = crew.libraries
         if not libraries:
-            print("ext2int: this API key's user owns no external library; nothing to do "
-                  "(`ext2int libraries` lists what the key can see)", file=sys.stderr)
+            whose = "the users of these API keys own" if len(crew.keyholders) > 1 else "this API key's user owns"
+            print(f"ext2int: {whose} no external library; nothing to do (`ext2int libraries` lists what a key can see)",
+                  file=sys.stderr)
             if command == "run":
-                metrics.record_run(Report(command=command))
-            return EXIT_OK
-        scope = scope_of(session, libraries, visible, settings)
+                metrics.record_run(Report(command=command, key_problems=len(crew.problems)))
+            return EXIT_FAILED if crew.problems else EXIT_OK
         if command == "run":
-            metrics.prepare(libraries, scope.owners)
+            metrics.prepare(libraries, crew.keyholders[0].scope.owners)
         progress = Progress.maybe(settings)
-        runner = Runner(session, libraries, settings, scope, observer_for(metrics, progress), clock)
+        owners = {lib.id: k.name for k in crew.keyholders for lib in k.libraries}
+        runner = Runner(crew, settings, observer_for(metrics, progress, owners), clock)
         signals.attach(runner)
-        log.info("%s: %d librar%s on Immich %s as %s; delete mode %s", command, len(libraries),
-                 "y" if len(libraries) == 1 else "ies", session.caps.version, session.user.email or session.user.id,
-                 settings.delete.value)
+        log.info("%s: %d librar%s on Immich %s, for %s; delete mode %s", command, len(libraries),
+                 "y" if len(libraries) == 1 else "ies", crew.lead.caps.version,
+                 ", ".join(f"{k.name} (key {k.session.key_name}, {len(k.libraries)} librar{'y' if len(k.libraries) == 1 else 'ies'})"
+                           for k in crew.keyholders), settings.delete.value)
         if command == "plan":
             report = planner.plan(runner)
         else:
@@ -176,10 +177,12 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
             metrics.record_error()
         return startup_exit_code(exc)
     finally:
-        client.close()
-    report.requests = {"total": client.t.total_requests, "mutating": client.t.mutating_requests}
+        if crew is not None:
+            crew.close()
+    transports = [k.session.client.t for k in crew.keyholders]
+    report.requests = {"total": sum(t.total_requests for t in transports), "mutating": sum(t.mutating_requests for t in transports)}
     if command == "run":
-        metrics.record_run(report, client.t.total_requests)
+        metrics.record_run(report, report.requests["total"])
     emit_summary(report, settings, command)
     return report
 
@@ -234,39 +237,36 @@ class Signals:
 
 
 def list_libraries(settings: Settings) -> int:
-    client = open_client(settings, read_only=True)
+    """Every library a key can see (an admin's key: all of them), whose it is, and whether this run
+    holds the owner's key, so may migrate it."""
+    crew = None
     try:
-        session = connect(client)
-        libraries = visible_libraries(session)
-        owners: dict[str, str] = {}
-        if libraries is None:
-            libraries = resolve_libraries(session, [str(i) for i in settings.library_ids], None)
-            print("(not an admin key: showing the external libraries of your own assets)")
-        else:
-            try:
-                owners = client.user_names()
-            except (errors.Forbidden, errors.PermissionMissing):
-                pass
+        crew = assemble(settings, "libraries", lambda key: open_client(settings, key, read_only=True))
+        for problem in crew.problems:
+            print(f"ext2int: {problem}", file=sys.stderr)
+        if crew.visible is None:
+            print("(no admin key: showing the external libraries of the keys' own assets)")
+        libraries = crew.visible if crew.visible is not None else crew.libraries
+        owners = crew.keyholders[0].scope.owners
         rows = []
         for library in libraries:
-            row = describe_library(session, library)
-            row["owner"] = owners.get(library.ownerId) or (session.user.name or session.user.email
-                                                             if library.ownerId == session.user.id else library.ownerId)
+            keyholder = next((k for k in crew.keyholders if k.user_id == library.ownerId), None)
             try:
-                row["assets"] = client.count_assets(library.id) if row["migratable"] else None
+                count = keyholder.session.client.count_assets(library.id) if keyholder else None
             except errors.ImmichError:
-                row["assets"] = None
-            rows.append(row)
+                count = None
+            rows.append((library, keyholder, count))
     except (errors.ImmichError, ConfigurationError) as exc:
         print(f"ext2int: {exc}", file=sys.stderr)
         return startup_exit_code(exc) if isinstance(exc, errors.ImmichError) else EXIT_CONFIG
     finally:
-        client.close()
+        if crew is not None:
+            crew.close()
     print(f"{'id':<36}  {'assets':>7}  {'migratable':<10}  name (owner)")
-    for row in rows:
-        count = "-" if row["assets"] is None else str(row["assets"])
-        mine = "yes" if row["migratable"] else "no: owner's key needed"
-        print(f"{row['id']:<36}  {count:>7}  {mine:<10}  {row['name']} ({row['owner']})")
+    for library, keyholder, count in rows:
+        mine = "yes" if keyholder else "no: owner's key needed"
+        shown = "-" if count is None else str(count)
+        print(f"{library.id:<36}  {shown:>7}  {mine:<10}  {library.name} ({owners.get(library.ownerId, library.ownerId)})")
     return EXIT_OK
 
 

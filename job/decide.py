@@ -66,6 +66,7 @@ class Scope:
     assume_unshared: bool = False  # EXT2INT_ASSUME_UNSHARED: the user asserts no other user's library holds these files
     owners: dict[str, str] = field(default_factory=dict)  # user id -> name, for messages
     media_root: str | None = None  # Immich's own media folder, once an internal asset showed it
+    acting: frozenset[str] = frozenset()  # every user the run holds a key for (it moves their selected libraries)
 
     def library_name(self, library_id: str | None) -> str:
         found = next((lib for lib in self.libraries if lib.id == library_id), None)
@@ -125,11 +126,13 @@ def moves_with(video: Asset | None, scope: Scope) -> bool:
 
 @dataclass(frozen=True)
 class FileView:
-    """What the libraries say about one file: a hold, or whether the user's own assets at the path must
-    be looked up (another of the user's libraries covers it, or the libraries are unknown)."""
+    """What the libraries say about one file: a hold; or whether the user's own assets at the path must
+    be looked up (another of the user's libraries covers it, or the libraries are unknown), and which
+    other users' libraries, moved by this run too, hold it (their assets of the file go with it)."""
 
     hold: Decision | None = None
     look_up: bool = False
+    partners: tuple[Library, ...] = ()
 
 
 def file_holds(path: str, library_id: str | None, scope: Scope) -> FileView:
@@ -139,11 +142,21 @@ def file_holds(path: str, library_id: str | None, scope: Scope) -> FileView:
         return FileView(hold(Hold.IMMICH_STORAGE, f"{path} is inside Immich's media folder {scope.media_root}"))
     others = [lib for lib in paths.covering(scope.libraries, path) if lib.id != library_id]
     theirs = [lib for lib in others if lib.ownerId != scope.user_id]
-    if theirs:
-        return FileView(hold(Hold.SHARED_WITH_USER, *(f"also in {scope.describe(lib)}" for lib in theirs)))
+    partners = tuple(lib for lib in theirs if lib.ownerId in scope.acting and lib.id in scope.selected)
+    held = [lib for lib in theirs if lib not in partners]
+    if held:
+        return FileView(hold(Hold.SHARED_WITH_USER, *(_why_held(lib, scope) for lib in held)))
     if not scope.complete and not scope.assume_unshared:
         return FileView(hold(Hold.SHARING_UNKNOWN))
-    return FileView(look_up=bool(others) or not scope.complete)
+    return FileView(look_up=any(lib.ownerId == scope.user_id for lib in others) or not scope.complete,
+                    partners=partners)
+
+
+def _why_held(library: Library, scope: Scope) -> str:
+    owner = scope.owners.get(library.ownerId, library.ownerId)
+    if library.ownerId in scope.acting:
+        return f"also in {scope.describe(library)}, which EXT2INT_LIBRARY_IDS leaves out: add it to move both"
+    return f"also in {scope.describe(library)}: give this run {owner}'s API key too (IMMICH_API_KEYS_DIR) to move both"
 
 
 def twins(source: Asset, found: Iterable[Asset], scope: Scope) -> tuple[Decision | None, list[Asset]]:

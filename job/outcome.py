@@ -77,8 +77,9 @@ class Skip(Reason):
 
 class Hold(Reason):
     SHARED_WITH_USER = "shared_with_user", (
-        "the file is also in another user's external library: deleting this asset would delete their photo's file "
-        "too. Run ext2int with that user's API key as well to move both")
+        "the file is also in another user's external library that this run does not move: deleting this asset would "
+        "delete their photo's file too. Give the run that user's API key as well (IMMICH_API_KEYS_DIR), and their "
+        "library, to move both")
     SHARED_UNSELECTED = "shared_unselected", (
         "the file is also in another of your libraries that this run does not move: add it to EXT2INT_LIBRARY_IDS so "
         "both assets move together")

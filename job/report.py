@@ -33,6 +33,8 @@ class Report:
     delete_mode: str = ""
     libraries: list[str] = field(default_factory=list)
     library_names: dict[str, str] = field(default_factory=dict)
+    library_owners: dict[str, str] = field(default_factory=dict)  # library id -> its owner's name
+    key_problems: int = 0  # keys that could not be used (their users' parts stopped; the notes say why)
     notes: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)  # sent to Immich: total, mutating
     run_id: str = ""  # names this run in the journals and provenance it writes
@@ -68,10 +70,18 @@ class Report:
         return [o for o in self.outcomes if o.kind is Kind.FAILED]
 
     def exit_code(self) -> int:
-        """0 all done, 1 some assets failed, 3 Immich failed a call the whole run depends on (see cli)."""
-        return 3 if self.server_failed else 1 if self.failed else 0
+        """0 all done, 1 some assets failed or a key could not be used, 3 Immich failed a call the whole run
+        depends on (see cli)."""
+        return 3 if self.server_failed else 1 if self.failed or self.key_problems else 0
 
     # --- rendering ------------------------------------------------------------------------------
+
+    def library_label(self, library_id: str) -> str:
+        """A library by name, and by its owner's too when the run moved several users' libraries."""
+        name = self.library_names.get(library_id, library_id)
+        if len(set(self.library_owners.values())) > 1 and library_id in self.library_owners:
+            return f"{self.library_owners[library_id]}'s {name}"
+        return name
 
     def to_dict(self) -> dict[str, Any]:
         return {**self._summary_dict(), "outcomes": [_outcome_dict(o) for o in self.outcomes]}
@@ -88,6 +98,7 @@ class Report:
             "deleteMode": self.delete_mode,
             "libraries": self.libraries,
             "libraryNames": self.library_names,
+            "libraryOwners": self.library_owners,
             "listed": self.listed,
             "counts": {k.value: counts.get(k.value, 0) for k in Kind},
             "assetsMoved": self.moved_assets,
@@ -146,7 +157,7 @@ class Report:
         elif self.stopped_because:
             yield f"stopped early: {self.stopped_because}"
         if self.remaining:
-            yield "remaining: " + ", ".join(f"{self.library_names.get(lib, lib)}: {n}" for lib, n in sorted(self.remaining.items()))
+            yield "remaining: " + ", ".join(f"{self.library_label(lib)}: {n}" for lib, n in sorted(self.remaining.items()))
         for o in self.outcomes:
             if o.kind is Kind.FAILED:
                 yield f"FAILED [{o.stage}] {o.path}: {o.reason}"

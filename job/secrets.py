@@ -57,12 +57,18 @@ SECRETS = Secrets()
 
 
 def learn(environ: Mapping[str, str]) -> None:
-    """Every secret the environment holds: the key (or the key file's contents), and any URL password."""
+    """Every secret the environment holds: the key (or the contents of the key file, or of every file in
+    the folder of keys), and any URL password."""
     SECRETS.add(environ.get("IMMICH_API_KEY"))
-    key_file = environ.get("IMMICH_API_KEY_FILE")
-    if key_file:
+    files = [Path(environ["IMMICH_API_KEY_FILE"])] if environ.get("IMMICH_API_KEY_FILE") else []
+    if environ.get("IMMICH_API_KEYS_DIR"):
         try:
-            SECRETS.add(Path(key_file).read_bytes().decode("utf-8", errors="replace"))
+            files += [p for p in Path(environ["IMMICH_API_KEYS_DIR"]).iterdir() if p.is_file()]
+        except OSError:
+            pass  # the settings say why
+    for key_file in files:
+        try:
+            SECRETS.add(key_file.read_bytes().decode("utf-8", errors="replace"))
         except OSError:
             pass  # the settings say why; there is nothing to hide
     for name in URL_VARIABLES:

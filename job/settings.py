@@ -19,14 +19,14 @@ from typing import Annotated
 from uuid import UUID
 
 from pydantic import (
-    AliasChoices, ByteSize, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator,
+    AliasChoices, ByteSize, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.record import Policy
 from job.values import (
     DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, key_from_file,
-    parse_duration, writable_file,
+    keys_from_dir, parse_duration, writable_file,
 )
 
 __all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "SettingsError", "Switch", "load_settings",
@@ -35,7 +35,8 @@ __all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "Setti
 
 _MISSING_KEY = (
     "IMMICH_API_KEY is not set: create an API key in Immich (Account Settings > API Keys) "
-    "and set IMMICH_API_KEY, or IMMICH_API_KEY_FILE to a file holding it"
+    "and set IMMICH_API_KEY, or IMMICH_API_KEY_FILE to a file holding it (or IMMICH_API_KEYS_DIR to a folder "
+    "of key files, one per user)"
 )
 
 
@@ -53,6 +54,8 @@ class Settings(BaseSettings):
     immich_url: str = Field(validation_alias=_env("IMMICH_URL", "IMMICH_INSTANCE_URL"))
     api_key: SecretStr | None = Field(default=None, validation_alias=_env("IMMICH_API_KEY"), repr=False)
     api_key_file: Path | None = Field(default=None, validation_alias=_env("IMMICH_API_KEY_FILE"))
+    api_keys_dir: Path | None = Field(default=None, validation_alias=_env("IMMICH_API_KEYS_DIR"))
+    _keys: tuple[tuple[str, SecretStr], ...] = PrivateAttr(default=())  # (where from, key): see `keys`
 
     library_ids: Annotated[list[UUID], NoDecode] = Field(default_factory=list, validation_alias="EXT2INT_LIBRARY_IDS")
     batch_size: int = Field(default=100, validation_alias="EXT2INT_BATCH_SIZE")
@@ -214,22 +217,28 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _key(self) -> Settings:
-        """IMMICH_API_KEY, or the contents of IMMICH_API_KEY_FILE: exactly one. (The model is frozen: the
-        file's key is set once, here, while the object is being built.)"""
-        if self.api_key is not None and self.api_key_file is not None:
-            raise ValueError("IMMICH_API_KEY and IMMICH_API_KEY_FILE are both set: keep only one")
+        """One key (IMMICH_API_KEY or the file IMMICH_API_KEY_FILE) or a folder of keys, one per user
+        (IMMICH_API_KEYS_DIR): exactly one of the three. (The model is frozen: the keys are set once,
+        here, while the object is being built.)"""
+        given = [name for name, value in (("IMMICH_API_KEY", self.api_key), ("IMMICH_API_KEY_FILE", self.api_key_file),
+                                          ("IMMICH_API_KEYS_DIR", self.api_keys_dir)) if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"{' and '.join(given)} are all set: keep only one (one key, its file, or a folder of keys)")
         if self.api_key_file is not None:
-            object.__setattr__(self, "api_key", SecretStr(key_from_file(self.api_key_file, "IMMICH_API_KEY_FILE")))
+            keys = [(str(self.api_key_file), key_from_file(self.api_key_file, "IMMICH_API_KEY_FILE"))]
+        elif self.api_keys_dir is not None:
+            keys = keys_from_dir(self.api_keys_dir)
         elif self.api_key is not None and self.api_key.get_secret_value().strip():
-            object.__setattr__(self, "api_key", SecretStr(api_key(self.api_key.get_secret_value(), "IMMICH_API_KEY")))
-        if self.api_key is None or not self.api_key.get_secret_value().strip():
+            keys = [("IMMICH_API_KEY", api_key(self.api_key.get_secret_value(), "IMMICH_API_KEY"))]
+        else:
             raise ValueError(_MISSING_KEY)
+        self._keys = tuple((where, SecretStr(key)) for where, key in keys)
         return self
 
     @property
-    def key(self) -> str:
-        assert self.api_key is not None
-        return self.api_key.get_secret_value().strip()
+    def keys(self) -> tuple[tuple[str, SecretStr], ...]:
+        """Every API key the run holds, with where it came from (a variable, a file): one per user."""
+        return self._keys
 
     @property
     def claim_read_write(self) -> float:
@@ -272,7 +281,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lines = [_explain(err) for err in exc.errors()]
         source = os.environ if env is None else env
         key_lines = [line for line in lines if line.startswith("IMMICH_API_KEY")]
-        if not key_lines and not (source.get("IMMICH_API_KEY", "").strip() or source.get("IMMICH_API_KEY_FILE", "").strip()):
+        if not key_lines and not any(source.get(v, "").strip() for v in ("IMMICH_API_KEY", "IMMICH_API_KEY_FILE",
+                                                                            "IMMICH_API_KEYS_DIR")):
             lines.append(_MISSING_KEY)  # field errors stop the model check: say it now, not on the next try
         raise SettingsError(lines) from None
 

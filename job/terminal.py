@@ -37,10 +37,13 @@ def emit_summary(report: Report, settings: Settings, command: str) -> None:
                     "stoppedBecause": report.stopped_because})
 
 
-def observer_for(metrics: Metrics, progress: Progress | None) -> Observer:
+def observer_for(metrics: Metrics, progress: Progress | None, owners: dict[str, str] | None = None) -> Observer:
+    """`owners`: library id -> its owner's name, for the log lines."""
+    owners = owners or {}
+
     def on_outcome(outcome: Outcome) -> None:
         metrics.on_outcome(outcome)
-        log_outcome(outcome)
+        log_outcome(outcome, owners.get(outcome.library_id, ""))
         if progress:
             progress.outcome(outcome)
 
@@ -52,10 +55,10 @@ def observer_for(metrics: Metrics, progress: Progress | None) -> Observer:
                     on_backlog=metrics.on_backlog, on_throttle=metrics.on_throttle)
 
 
-def log_outcome(o: Outcome) -> None:
-    """One line per unit: its kind's level, the path, and why (when it was not moved)."""
+def log_outcome(o: Outcome, user: str = "") -> None:
+    """One line per unit: its kind's level, the path, whose it is, and why (when it was not moved)."""
     fields: dict[str, Any] = {"event": "asset", "outcome": o.kind.value, "assetId": o.asset_id, "path": o.path,
-                              "library": o.library_id, "bytes": o.bytes, "assets": o.assets}
+                              "library": o.library_id, "user": user, "bytes": o.bytes, "assets": o.assets}
     if o.target_id:
         fields["targetId"] = o.target_id
     info = KINDS[o.kind]

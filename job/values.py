@@ -123,6 +123,38 @@ def key_from_file(path: Path, variable: str) -> str:
     return api_key(text, variable)
 
 
+KEYS_DIR = "IMMICH_API_KEYS_DIR"
+
+
+def keys_from_dir(folder: Path) -> list[tuple[str, str]]:
+    """(file name, key) for every key file in a folder, by name: a Kubernetes Secret or a folder of files
+    mounted as it is. Hidden entries (a Secret's ..data links) are not keys; a file repeating another's
+    key is dropped. Every problem is said in one line, naming the file, never the key."""
+    if not folder.exists():
+        raise ValueError(f"{KEYS_DIR}: {folder} does not exist; mount the folder of API keys there or fix the path")
+    if not folder.is_dir():
+        raise ValueError(f"{KEYS_DIR}: {folder} is not a folder; put one API key per user in files in a folder, "
+                         "or use IMMICH_API_KEY_FILE for one key")
+    try:
+        names = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+    except PermissionError:
+        raise ValueError(f"{KEYS_DIR}: cannot list {folder} (permission denied): {_who_may_read(folder)}") from None
+    if not names:
+        raise ValueError(f"{KEYS_DIR}: {folder} holds no key file; put one API key per user in a file of its own")
+    keys, problems = [], []
+    for name in names:
+        try:
+            key = key_from_file(folder / name, name)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if all(key != k for _, k in keys):
+            keys.append((name, key))
+    if problems:
+        raise ValueError(f"{KEYS_DIR}: " + "; ".join(problems))
+    return keys
+
+
 def _who_may_read(path: Path) -> str:
     """Why this process may not read `path`, and the fix (a key file written by one user and mounted into
     a container that runs as another: compose keeps a file's owner and mode)."""

@@ -147,13 +147,17 @@ class Snapshot:
     disk: dict[str, bytes]  # path -> sha1 of every file on disk
 
 
-def snapshot(world: World, library_ids: list[str], owner_id: str) -> Snapshot:
+def snapshot(world: World, library_ids: list[str], owner_id: str | None = None) -> Snapshot:
+    """The world before a run that migrates `library_ids` (each with its owner's key; `owner_id`: only that
+    user's assets in them count as sources)."""
     with world.lock:
         sources, externals, internals = {}, {}, {}
+        owners = {lib_id: world.libraries[lib_id].owner_id for lib_id in library_ids}
         for a in world.assets.values():
             if a.internal:
                 internals[a.id] = (a.owner_id, a.blob.sha1, a.deleted_at, curated(world, a))
-            elif a.library_id in library_ids and a.owner_id == owner_id and a.deleted_at is None and not a.is_offline:
+            elif (a.library_id in owners and a.owner_id == (owner_id or owners[a.library_id]) and a.deleted_at is None
+                  and not a.is_offline):
                 sources[a.id] = (a.blob.sha1, a.blob.size, a.owner_id, curated(world, a), a.original_path)
             else:
                 needed = a.deleted_at is None and not a.is_offline and a.original_path in world.disk
@@ -222,11 +226,19 @@ def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_d
             lost = [p for p in uncovered(before, curated(world, asset))
                     if not p.startswith("stack") and (policy != "external" or not _scalar(p))]
             assert not lost, f"internal asset {asset_id} lost {lost} (overwritten?)"
+        users_of_file: dict[str, set[str]] = {}  # path -> every user with a live external asset of it before the run
+        for _, _, owner, _, path in snap.sources.values():
+            users_of_file.setdefault(path, set()).add(owner)
+        for owner, path, deleted_at, _, _ in snap.externals.values():
+            if deleted_at is None:
+                users_of_file.setdefault(path, set()).add(owner)
         for path, blob, owner in world.removed_files[snap.removed_before:]:
-            holders = internal_by_content.get((owner, blob.sha1), [])
-            assert any(h.deleted_at is None for h in holders), f"{path} left the disk and no internal asset holds it"
+            for user in users_of_file.get(path, set()) | {owner}:
+                holders = internal_by_content.get((user, blob.sha1), [])
+                assert any(h.deleted_at is None for h in holders), \
+                    f"{path} left the disk and no internal asset of {user}, who had it, holds it"
         strangers = [a for a in world.assets.values() if a.internal and a.id not in snap.internals
-                     and a.owner_id != next(iter(movers), a.owner_id)]
+                     and a.owner_id not in (movers or {a.owner_id})]
         assert not strangers, "an internal asset was created for the wrong user"
     return states
 

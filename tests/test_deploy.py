@@ -42,6 +42,8 @@ VALUE_SETS = {
                     "grafanaDashboard": {"enabled": True}},
         "migration": {"libraryIds": ["1b4d2c5e-0000-4000-8000-000000000000"], "maxDuration": "45m"},
     },
+    "cronjob-family-keys": {"immich": {"apiKeys": {"existingSecret": "immich-ext2int-keys"}},
+                            "metrics": {"pushgatewayUrl": "http://pushgateway.monitoring:9091"}},
     "deployment-monitors-on": {
         "mode": "deployment",
         "immich": {"apiKey": {"existingSecret": "immich-api-key"}},
@@ -162,17 +164,31 @@ def test_the_api_key_comes_from_a_secret_file_and_never_from_a_configmap():
         docs = render(values)
         spec = pod_spec(docs)
         env = {e["name"]: e for e in spec["containers"][0]["env"]}
-        assert "IMMICH_API_KEY" not in env and env["IMMICH_API_KEY_FILE"]["value"] == "/var/run/secrets/immich/api-key"
         secret_volume = next(v for v in spec["volumes"] if v["name"] == "api-key")["secret"]
+        assert "IMMICH_API_KEY" not in env
         for doc in docs:
             if doc["kind"] == "ConfigMap":
                 assert SECRET_VALUE not in json.dumps(doc) and "apiKey" not in json.dumps(doc)
+        keys = values["immich"].get("apiKeys", {}).get("existingSecret")
+        if keys:  # a family server: every entry of the Secret, one key per user, in one folder
+            assert "IMMICH_API_KEY_FILE" not in env and env["IMMICH_API_KEYS_DIR"]["value"] == "/var/run/secrets/immich"
+            assert secret_volume == {"secretName": keys, "defaultMode": 0o440}
+            assert not any(d["kind"] == "Secret" for d in docs)
+            continue
+        assert env["IMMICH_API_KEY_FILE"]["value"] == "/var/run/secrets/immich/api-key"
         if values["immich"]["apiKey"].get("existingSecret"):
             assert secret_volume["secretName"] == values["immich"]["apiKey"]["existingSecret"]
         else:
             secret = next(d for d in docs if d["kind"] == "Secret")
             assert base64.b64decode(secret["data"]["api-key"]).decode() == SECRET_VALUE
             assert secret_volume["secretName"] == secret["metadata"]["name"]
+
+
+def test_one_key_and_a_folder_of_keys_at_once_are_refused():
+    helm = need("helm_python", "helm-python-sdk")
+    with pytest.raises(helm.HelmError) as caught:
+        render({"immich": {"apiKey": {"existingSecret": "one"}, "apiKeys": {"existingSecret": "many"}}})
+    assert "not both" in str(caught.value)
 
 
 def test_a_missing_key_is_refused_with_the_fix():

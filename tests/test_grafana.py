@@ -132,6 +132,14 @@ def check_dashboard(prom: Prometheus, truth: Truth, names: dict[str, str], range
     interval = one(prom.query("ext2int_last_run_interval_seconds"))
     pace = None if interval is None else last_moved / interval
     results = {r: truth.results[since:].count(r) for r in ("success", "partial", "error")}
+    owners = truth.last["libraryOwners"]
+
+    def per_user(count) -> dict[tuple[str], float]:
+        out: dict[tuple[str], float] = {}
+        for lib, n in truth.last["remaining"].items():
+            out[(owners[lib],)] = out.get((owners[lib],), 0) + count(lib, n)
+        return out
+
     now, then = histograms
     quantiles = {(step,): p95(counts, then.get(step, {})) for step, counts in now.items()}
     quantiles = {step: pytest.approx(q) for step, q in quantiles.items() if q is not None}
@@ -150,6 +158,9 @@ def check_dashboard(prom: Prometheus, truth: Truth, names: dict[str, str], range
             truth.last["bytesMoved"] / truth.last["durationSeconds"], rel=0.05)),
         ("Runs", "A"): lambda r: by(r, "result") == {(k,): v for k, v in results.items()},
         ("Runs", "B"): lambda r: one(r) == 0,
+        ("Per user", "A"): lambda r: by(r, "owner") == per_user(lambda lib, n: n - truth.stuck(lib)),
+        ("Per user", "B"): lambda r: by(r, "owner") == per_user(lambda lib, n: truth.stuck(lib)),
+        ("Per user", "C"): lambda r: by(r, "owner") == per_user(lambda lib, n: truth.moved(since, lib)),
         ("Per library", "A"): lambda r: by(r, "name") == {(names[lib],): n - truth.stuck(lib)
                                                          for lib, n in truth.last["remaining"].items()},
         ("Per library", "B"): lambda r: by(r, "name") == {(names[lib],): truth.stuck(lib) for lib in truth.last["remaining"]},
@@ -195,16 +206,22 @@ def seen_by_prometheus(gateway: Pushgateway, prom: Prometheus) -> None:
 
 
 def test_run_once_pushes_make_every_panel_and_alert_true(scene, run_job, fake, monitoring, tmp_path):
+    """Two users' libraries (a family server, one key each), run after run."""
     gateway, prom, alerts = monitoring
     family = scene.library("Family photos")
-    scans = scene.library("Scans")
+    scans = scene.library("Scans", owner=scene.other)  # a family server: each user's library with their own key
     for i in range(5):
         scene.photo(family, f"f{i}.jpg", size=10_000 + i)
     scene.photo(family, "gone.jpg").is_offline = True  # stuck: offline
     for i in range(3):
         scene.photo(scans, f"s{i}.jpg", size=20_000 + i)
     names = {family.id: "Family photos", scans.id: "Scans"}
-    env = scene.env(EXT2INT_PUSHGATEWAY_URL=gateway.url, EXT2INT_BATCH_SIZE="3", EXT2INT_CONCURRENCY="1")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "mum").write_text(scene.key)
+    (keys / "dad").write_text(scene.other_key)
+    env = scene.env(EXT2INT_PUSHGATEWAY_URL=gateway.url, EXT2INT_BATCH_SIZE="3", EXT2INT_CONCURRENCY="1",
+                    IMMICH_API_KEY="", IMMICH_API_KEYS_DIR=str(keys))
     truth = Truth()
     marks = []  # Prometheus' time after each run was scraped
     steps = []  # the step histogram after each run

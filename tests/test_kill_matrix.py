@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -104,6 +106,18 @@ def world_same_bytes_two_paths(scene: Scene):
     return lib
 
 
+def world_family_shared_folder(scene: Scene):
+    """Mum's and Dad's libraries over one shared folder, moved by one run with both keys: each file goes
+    once, after both users' copies were verified, each with its owner's curation."""
+    mums = scene.library("Family (Mum)", paths=["/mnt/family"])
+    dads = scene.library("Family (Dad)", owner=scene.other, paths=["/mnt/family"])
+    photo = scene.photo(mums, "kids.jpg")
+    his = scene.scan(dads)[0]
+    scene.favorite(photo)
+    scene.album("Dad's", his, owner=scene.other)
+    return [mums, dads]
+
+
 WORLDS = {
     "photo": world_photo,
     "video": world_video,
@@ -115,6 +129,7 @@ WORLDS = {
     "phone_live_video": world_phone_live_video,
     "live_across_libraries": world_live_across_libraries,
     "same_bytes_two_paths": world_same_bytes_two_paths,
+    "family_shared_folder": world_family_shared_folder,
 }
 
 
@@ -122,13 +137,24 @@ def library_ids(built) -> list[str]:
     return [lib.id for lib in (built if isinstance(built, list) else [built])]
 
 
+def env_for(scene: Scene, built, **more: str) -> dict[str, str]:
+    """The admin's key, or both users' (a folder of keys) for a world with the other user's library."""
+    env = scene.env(**more)
+    if any(lib.owner_id == scene.other.id for lib in (built if isinstance(built, list) else [built])):
+        folder = Path(tempfile.mkdtemp(prefix="ext2int-keys-"))
+        (folder / "mum").write_text(scene.key)
+        (folder / "dad").write_text(scene.other_key)
+        env.update(IMMICH_API_KEY="", IMMICH_API_KEYS_DIR=str(folder))
+    return env
+
+
 def trace(build) -> list[tuple[str, str, str, int]]:
     """Kill points from a clean, sequential run of the world: (action, method, route, nth)."""
     fake = FakeImmich().start()
     try:
         scene = Scene(fake)
-        build(scene)
-        proc = spawn_job(scene.env(EXT2INT_CONCURRENCY="1"))
+        built = build(scene)
+        proc = spawn_job(env_for(scene, built, EXT2INT_CONCURRENCY="1"))
         proc.communicate(timeout=60)
         assert proc.returncode == 0
         seen: dict[tuple[str, str], int] = {}
@@ -155,10 +181,11 @@ def cases():
 
 @pytest.mark.parametrize("kind,point", list(cases()))
 def test_killed_anywhere_the_next_run_completes_without_loss(kind, point, fake, scene, run_job):
-    snap = snapshot(scene.world, library_ids(WORLDS[kind](scene)), scene.admin.id)
+    built = WORLDS[kind](scene)
+    snap = snapshot(scene.world, library_ids(built))
     action, method, route, nth = point
     fake.faults.add(action, method=method, route=route, nth=nth, after_bytes=1500)
-    env = scene.env(EXT2INT_CONCURRENCY="1")
+    env = env_for(scene, built, EXT2INT_CONCURRENCY="1")
     proc = spawn_job(env)
 
     def kill() -> None:

@@ -111,7 +111,7 @@ def test_another_users_library_is_refused_and_untouched(scene, run_job):
 
     refused = run_job(scene.env(EXT2INT_LIBRARY_IDS=theirs.id))
     assert refused.code == 2
-    assert "belongs to another user" in refused.stderr and "API key of the library's owner" in refused.stderr
+    assert "belongs to Other, whose API key this run does not have" in refused.stderr and "Add Other's key" in refused.stderr
     assert not scene.fake.mutating_requests()
 
     result = run_job(scene.env())  # without ids: only the key's own libraries

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -83,7 +85,7 @@ def relations(data, scene: Scene, lib) -> list:
     """What else points at the library's files: another user's library over a shared folder, one of the
     user's own libraries over a sub-folder, a phone backup's live video, the same bytes at two paths."""
     libraries = []
-    chosen = data.draw(st.lists(st.sampled_from(["shared", "overlap", "phone_live", "duplicate"]), unique=True,
+    chosen = data.draw(st.lists(st.sampled_from(["shared", "overlap", "phone_live", "duplicate", "family"]), unique=True,
                                 max_size=3), label="relations")
     if "shared" in chosen:
         scene.library("theirs", owner=scene.other, paths=["/mnt/photos/shared"])
@@ -99,6 +101,15 @@ def relations(data, scene: Scene, lib) -> list:
     if "phone_live" in chosen:
         scene.internal(content(scene.next_seed(), 9000), "IMG_9.MOV", content_id="CID-P")
         scene.photo(lib, "IMG_9.jpg", content_id="CID-P")
+    if "family" in chosen:  # another user's library over a shared folder, moved by the same run (both keys)
+        dads = scene.library("Family (Dad)", owner=scene.other, paths=["/mnt/photos/family"])
+        mine = scene.photo(lib, "family/kids.jpg")
+        his = scene.scan(dads)[0]
+        if data.draw(st.booleans(), label="family curation"):
+            scene.favorite(mine)
+            scene.album("Dad's", his, owner=scene.other)
+            scene.tag(his, "Kids")
+        libraries.append(dads)
     if "duplicate" in chosen:
         data_bytes = content(scene.next_seed())
         first = scene.photo(lib, "dup/a.jpg", data=data_bytes)
@@ -108,6 +119,20 @@ def relations(data, scene: Scene, lib) -> list:
             if description:
                 scene.edit(photo, description=description)
     return libraries
+
+
+def with_keys(scene, libraries, **more: str) -> dict[str, str]:
+    """The job's environment: the admin's key, or both users' (a folder of keys) when a library of the other
+    user is among those to move."""
+    env = scene.env(**more)
+    if any(lib.owner_id == scene.other.id for lib in libraries):
+        folder = Path(tempfile.mkdtemp(prefix="ext2int-keys-"))
+        (folder / "admin").write_text(scene.key)
+        (folder / "other").write_text(scene.other_key)
+        env["IMMICH_API_KEY"] = ""
+        env["IMMICH_API_KEYS_DIR"] = str(folder)
+    env["EXT2INT_LIBRARY_IDS"] = ",".join(lib.id for lib in libraries)
+    return env
 
 
 def run_to_completion(scene, run_job, env, clock=None) -> set[str]:
@@ -136,8 +161,8 @@ def test_any_curated_library_moves_completely_and_a_rerun_changes_nothing(data, 
     try:
         scene = Scene(fake)
         libraries = build_world(data, scene)
-        snap = snapshot(scene.world, [lib.id for lib in libraries], scene.admin.id)
-        env = scene.env(EXT2INT_BATCH_SIZE=str(data.draw(st.integers(1, 8), label="batch")),
+        snap = snapshot(scene.world, [lib.id for lib in libraries])
+        env = with_keys(scene, libraries, EXT2INT_BATCH_SIZE=str(data.draw(st.integers(1, 8), label="batch")),
                         EXT2INT_CONCURRENCY=str(data.draw(st.integers(1, 3), label="concurrency")))
         held = run_to_completion(scene, run_job, env)
         check(scene.world, snap, held=held)
@@ -177,7 +202,13 @@ def test_random_faults_and_kills_never_lose_anything(data, run_job):
             if i == 1:
                 scene.internal(photo.blob.read_all(), trashed=data.draw(st.booleans(), label="trashed twin"))
         scene.live(lib, "l")
-        snap = snapshot(scene.world, [lib.id], scene.admin.id)
+        libraries = [lib]
+        if data.draw(st.booleans(), label="family"):  # a shared folder, both users' keys: it goes once, last
+            dads = scene.library("Family (Dad)", owner=scene.other, paths=["/mnt/photos/family"])
+            scene.album("Ours", scene.photo(lib, "family/kids.jpg", size=60_000))
+            scene.favorite(scene.scan(dads)[0])
+            libraries.append(dads)
+        snap = snapshot(scene.world, [library.id for library in libraries])
         for _ in range(data.draw(st.integers(1, 6), label="faults")):
             method, route = data.draw(st.sampled_from(ROUTES), label="route")
             fault = dict(data.draw(FAULTS, label="fault"))
@@ -188,7 +219,7 @@ def test_random_faults_and_kills_never_lose_anything(data, run_job):
         if kill:
             action, (method, route), nth = kill
             fake.faults.add(action, method=method, route=route, nth=nth, after_bytes=900)
-        env = scene.env(EXT2INT_HTTP_TIMEOUT="1", EXT2INT_HTTP_RETRIES="2", EXT2INT_SETTLE_TIMEOUT="2",
+        env = with_keys(scene, libraries, EXT2INT_HTTP_TIMEOUT="1", EXT2INT_HTTP_RETRIES="2", EXT2INT_SETTLE_TIMEOUT="2",
                         EXT2INT_CONCURRENCY=str(data.draw(st.integers(1, 2), label="concurrency")))
         proc = spawn_job(env)
         # sometimes a second process works on the same library at the same time (a CronJob and a manual run)

@@ -38,9 +38,9 @@ def counted(series: str) -> str:
             f" or ({series} unless {series} offset $__range))")
 
 
-def named(expr: str) -> str:
-    """Per library expression -> per library name and owner."""
-    return f"sum by (name, owner) (({expr}) * on (library) group_left (name, owner) ext2int_library_info)"
+def named(expr: str, by: str = "name, owner") -> str:
+    """Per library expression -> per library name and owner (or per owner: `by="owner"`)."""
+    return f"sum by ({by}) (({expr}) * on (library) group_left (name, owner) ext2int_library_info)"
 
 
 MOVED_IN_RANGE = f"round(sum({counted(sel('ext2int_assets_total', MOVED))}))"
@@ -129,8 +129,15 @@ panel("stat", "Runs", "Runs ended in the time range: success, partial (some asse
       text_mode="value_and_name")
 
 # --- row 3: per library, and why not ------------------------------------------------------------------
+panel("table", "Per user", "Each user whose key the job holds (a family server: one key per user): left to move, "
+      "stuck, moved in the time range, over their libraries.",
+      [(named(LIB_LEFT, "owner"), ""), (named(sel("ext2int_stuck_assets"), "owner"), ""), (named(LIB_MOVED, "owner"), "")],
+      (0, 9, 8, 8),
+      transformations=[{"id": "merge", "options": {}},
+                       {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {
+                           "owner": "User", "Value #A": "Left to move", "Value #B": "Stuck", "Value #C": "Moved"}}}])
 panel("table", "Per library", "Each library by name and owner: left to move, stuck, moved in the time range.",
-      [(named(LIB_LEFT), ""), (named(sel("ext2int_stuck_assets")), ""), (named(LIB_MOVED), "")], (0, 9, 12, 8),
+      [(named(LIB_LEFT), ""), (named(sel("ext2int_stuck_assets")), ""), (named(LIB_MOVED), "")], (8, 9, 8, 8),
       transformations=[{"id": "merge", "options": {}},
                        {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {
                            "name": "Library", "owner": "Owner", "Value #A": "Left to move", "Value #B": "Stuck",
@@ -138,7 +145,7 @@ panel("table", "Per library", "Each library by name and owner: left to move, stu
 panel("table", "Not moved, and why (time range)", "Assets held, skipped, waiting or failed in the runs of the time "
       "range, by reason (a held or skipped asset is counted by every run that looks at it again).",
       [(f"round(sum by (outcome, reason) ({counted(sel('ext2int_assets_total', NOT_MOVED))})) > 0", "")],
-      (12, 9, 12, 8), no_value="nothing",
+      (16, 9, 8, 8), no_value="nothing",
       transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {
           "outcome": "Outcome", "reason": "Reason (skip or hold reason, or the step that failed)", "Value": "Assets"}}}])
 

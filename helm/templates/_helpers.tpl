@@ -42,8 +42,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{- define "ext2int.checkKey" -}}
-{{- if and (not .Values.immich.apiKey.existingSecret) (not .Values.immich.apiKey.value) -}}
-{{- fail "set immich.apiKey.existingSecret (the name of a Secret holding the API key) or immich.apiKey.value" -}}
+{{- $one := or .Values.immich.apiKey.existingSecret .Values.immich.apiKey.value -}}
+{{- if and (not $one) (not .Values.immich.apiKeys.existingSecret) -}}
+{{- fail "set immich.apiKey.existingSecret (the name of a Secret holding the API key), immich.apiKey.value, or immich.apiKeys.existingSecret (a Secret with one key per user)" -}}
+{{- end -}}
+{{- if and $one .Values.immich.apiKeys.existingSecret -}}
+{{- fail "set immich.apiKey (one user's key) or immich.apiKeys.existingSecret (one key per user), not both" -}}
 {{- end -}}
 {{- end -}}
 
@@ -51,8 +55,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "ext2int.env" -}}
 - name: IMMICH_URL
   value: {{ .Values.immich.url | quote }}
+{{- if .Values.immich.apiKeys.existingSecret }}
+- name: IMMICH_API_KEYS_DIR
+  value: /var/run/secrets/immich
+{{- else }}
 - name: IMMICH_API_KEY_FILE
   value: /var/run/secrets/immich/api-key
+{{- end }}
 {{- with .Values.migration }}
 {{- if .libraryIds }}
 - name: EXT2INT_LIBRARY_IDS
@@ -157,11 +166,16 @@ containers:
 volumes:
   - name: api-key
     secret:
+      {{- if .Values.immich.apiKeys.existingSecret }}
+      secretName: {{ .Values.immich.apiKeys.existingSecret }}
+      defaultMode: 0440
+      {{- else }}
       secretName: {{ include "ext2int.secretName" . }}
       defaultMode: 0440
       items:
         - key: {{ include "ext2int.secretKey" . }}
           path: api-key
+      {{- end }}
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi

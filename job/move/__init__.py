@@ -66,7 +66,10 @@ class Mover:
             if isinstance(result, Pending):
                 result = self.complete(result)
                 if isinstance(result, Pending) and self.gate is not None:
-                    self.gate.release([result])  # judged and deleted now, while the stack is locked
+                    # judged and deleted now, while the stack is locked; unless the same file waits for
+                    # another user's asset of it: then it waits at the gate like any other unit
+                    if not self.gate.release([result], park=False):
+                        return result
         return outcome
 
     def _prepare(self, unit: Unit, outcome: Outcome, stage: list[Stage], still, read_at: float) -> Outcome | Pending:

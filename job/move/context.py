@@ -101,10 +101,12 @@ class Sources:
 
 @dataclass
 class Unit:
-    """What the runner hands over: the asset as listed, and for a live still the id of its video."""
+    """What the runner hands over: the asset as listed, for a live still the id of its video, and whose
+    key moves it (the asset's owner; empty in a run with one key)."""
 
     asset: Asset
     video_id: str | None = None
+    user: str = ""
 
     @property
     def assets(self) -> int:

@@ -4,6 +4,7 @@ is old), who else holds the file, and which stills use a video that goes. Only r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from job.decide import FileView, Scope, file_holds
@@ -21,6 +22,7 @@ class FileNow:
     hashed: tuple[str, int] | None  # the bytes hashed again now, when that was needed
     view: FileView  # what the libraries say about the file
     found: list[Asset] | None  # the user's live assets at the path, when looked up
+    partners: list[Asset] = field(default_factory=list)  # other users' live assets of the file, in libraries this run moves
 
 
 @dataclass
@@ -31,7 +33,9 @@ class Evidence:
     stills_of: dict[str, list[Asset]] = field(default_factory=dict)  # video going -> stills linking to it
 
 
-def gather(ctx: RunContext, pending: Pending, scope: Scope) -> Evidence:
+def gather(ctx: RunContext, pending: Pending, scope: Scope,
+           others: Callable[[str], RunContext] | None = None) -> Evidence:
+    """`others`: another user's context, to read their assets of a shared file with their own key."""
     evidence = Evidence()
     for member in pending.members:
         for source_id in member.ids:
@@ -40,7 +44,7 @@ def gather(ctx: RunContext, pending: Pending, scope: Scope) -> Evidence:
             except errors.NotFound:
                 evidence.sources[source_id] = None
         evidence.targets[member.target_id] = read.maybe_asset(ctx, member.target_id)
-        evidence.files.append(_file_now(ctx, member, scope))
+        evidence.files.append(_file_now(ctx, member, scope, others))
     for member in pending.members:
         if member.role == "video" and ctx.live_stills is not None:
             for source_id in member.ids:
@@ -48,11 +52,19 @@ def gather(ctx: RunContext, pending: Pending, scope: Scope) -> Evidence:
     return evidence
 
 
-def _file_now(ctx: RunContext, member: Member, scope: Scope) -> FileNow:
+def _file_now(ctx: RunContext, member: Member, scope: Scope, others: Callable[[str], RunContext] | None) -> FileNow:
     source = member.source.asset
     etag = ctx.client.original_etag(source.id)
     stale = member.earlier or ctx.clock.monotonic() - member.proven_at > ctx.settings.rehash_after
     hashed = hash_original(ctx.client, source) if stale or etag is None or etag != member.etag else None
     view = file_holds(source.originalPath, source.libraryId, scope)
     found = ctx.client.assets_at(source.originalPath) if view.hold is None and view.look_up else None
-    return FileNow(etag, hashed, view, found)
+    partners = []
+    if view.hold is None and view.partners:
+        assert others is not None, "a file shared with another user's library, in a run without their context"
+        libraries = {lib.id: lib.ownerId for lib in view.partners}
+        for owner in sorted(set(libraries.values())):
+            partners += [a for a in others(owner).client.assets_at(source.originalPath)
+                         if libraries.get(a.libraryId) == owner and a.originalPath == source.originalPath
+                         and not a.isTrashed and not a.isOffline]
+    return FileNow(etag, hashed, view, found, partners)

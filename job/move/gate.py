@@ -16,8 +16,14 @@ on (`evidence.gather`) and decides (`judge`, pure) whether it still holds at tha
    path twins, and the file is not one of Immich's own;
 7. live halves: no still outside the unit uses a video that goes.
 
-A unit that passes is deleted (all of a batch in one request); one that does not is held, waits, or
-fails, with its reason, and keeps its journal so that a later run finishes without a new transfer.
+A file that several users' libraries hold (a family's shared folder) goes only with every one of its
+assets, of every user the run holds a key for: the gate keeps a unit that passed until the others' assets
+of its files have passed too (it asks the runner to move them now), then deletes them together, each
+user's with their own key. The rules are pure, in `rules.py`.
+
+A unit that passes is deleted (all of a batch in one request per user); one that does not is held,
+waits, or fails, with its reason, and keeps its journal so that a later run finishes without a new
+transfer.
 """
 
 from __future__ import annotations
@@ -26,122 +32,22 @@ import concurrent.futures as cf
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from job import journal
 from job.clock import SYSTEM
 from job.decide import Scope
-from job.facts import Facts
 from job.immich import errors
 from job.immich.models import Asset
 from job.move import bring, claim
-from job.move.context import Member, Pending, RunContext, StepFailed
-from job.move.evidence import Evidence, FileNow, gather
-from job.outcome import Hold, Kind, Outcome, Stage
-from job.record import Policy, differences, merge, record_of
+from job.move.context import Pending, RunContext, StepFailed
+from job.move.evidence import gather
+from job.move.rules import PASS, Verdict, groups, judge, partners_of
+from job.outcome import Kind, Outcome, Stage
 from job.settings import DeleteMode
 
+__all__ = ["Gate", "PASS", "Verdict", "judge"]
+
 log = logging.getLogger("ext2int")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    kind: str  # "pass", "hold", "wait" or "fail"
-    hold: Hold | None = None
-    message: str = ""
-    details: tuple[str, ...] = ()
-
-
-PASS = Verdict("pass")
-
-
-def _hold(reason: Hold, *details: str) -> Verdict:
-    return Verdict("hold", hold=reason, details=details)
-
-
-def _wait(message: str, *details: str) -> Verdict:
-    return Verdict("wait", message=message, details=details)
-
-
-# --- the judgement (pure) ----------------------------------------------------------------------------
-
-
-def judge(pending: Pending, evidence: Evidence, *, scope: Scope, is_source: Callable[[str], bool],
-          claim_holds: Callable[[Facts], bool]) -> Verdict:
-    """May the sources of `pending` be deleted now? The first rule that does not hold decides."""
-    unit_ids = set(pending.source_ids)
-    for member, file in zip(pending.members, evidence.files):
-        for source_id in member.ids:
-            now = evidence.sources.get(source_id)
-            verdict = _source_now(source_id, now, member, pending, scope, is_source, claim_holds)
-            if verdict is not PASS:
-                return verdict
-        verdict = _target_now(member, evidence.targets.get(member.target_id))
-        if verdict is not PASS:
-            return verdict
-        verdict = _file_verdict(member, file, unit_ids, scope)
-        if verdict is not PASS:
-            return verdict
-    for stills in evidence.stills_of.values():
-        outside = [s for s in stills if s.id not in unit_ids]
-        if outside:
-            return _hold(Hold.LIVE_STILL_ELSEWHERE, *(f"{s.originalPath} uses it as its video" for s in outside))
-    return PASS
-
-
-def _source_now(source_id: str, now: Facts | None, member: Member, pending: Pending, scope: Scope,
-                is_source: Callable[[str], bool], claim_holds: Callable[[Facts], bool]) -> Verdict:
-    if not is_source(source_id):
-        return Verdict("fail", message=f"{source_id} is not an asset this run listed as a source: not deleted")
-    if now is None or now.asset.isTrashed or now.asset.isOffline:
-        return _wait("the external asset was deleted, trashed or went offline while it moved")
-    asset = now.asset
-    if not asset.is_external or asset.libraryId not in scope.selected or asset.ownerId != scope.user_id:
-        return Verdict("fail", message=f"{asset.originalPath} is no longer an external asset of a selected library")
-    if not claim_holds(now):
-        return _wait("this run's claim on the asset ran out or was taken over: a later run finishes it")
-    # what the source held when carried, or the target holds now, is no change; anything else is
-    then = member.carried.get(source_id)
-    allowed = member.expected if then is None else merge(then, member.expected, Policy.EXTERNAL)[0]
-    changed = differences(record_of(now, pending.ids.source), allowed)
-    if changed:
-        return _wait("it was curated while it moved: a later run carries the change",
-                     *(f"{asset.originalFileName}: {d}" for d in changed))
-    return PASS
-
-
-def _target_now(member: Member, target: Asset | None) -> Verdict:
-    if target is None or target.isTrashed:
-        return Verdict("fail", message=f"the internal asset {member.target_id} was deleted or trashed during the move")
-    if target.is_external or target.checksum != member.sha1 or (target.size is not None and target.size != member.size):
-        return Verdict("fail", message=f"the internal asset {member.target_id} no longer holds the proven bytes")
-    if any(target.originalPath == f.asset.originalPath for f in member.sources):
-        return _hold(Hold.IMMICH_STORAGE, f"{target.originalPath} is the internal asset's own file")
-    if member.live_target and target.livePhotoVideoId != member.live_target:
-        return _wait(f"the new still {target.id} is not linked to its video {member.live_target} (yet)")
-    return PASS
-
-
-def _file_verdict(member: Member, file: FileNow, unit_ids: set[str], scope: Scope) -> Verdict:
-    path = member.source.asset.originalPath
-    if file.hashed is not None and file.hashed != (member.sha1, member.size):
-        return _hold(Hold.FILE_CHANGED, f"{path} now holds {file.hashed[1]} bytes of other content than the "
-                                        f"{member.size} bytes copied")
-    if file.view.hold is not None:
-        decision = file.view.hold
-        return _hold(decision.hold, *decision.details)
-    for other in file.found or ():
-        if other.id in unit_ids or other.originalPath != path or other.isTrashed or other.isOffline:
-            continue
-        if not other.is_external:
-            return _hold(Hold.IMMICH_STORAGE, f"{path} is also the file of internal asset {other.id}")
-        if other.libraryId not in scope.selected:
-            return _hold(Hold.SHARED_UNSELECTED, f"also in your library {scope.library_name(other.libraryId)}")
-        return _wait(f"another asset of the same file appeared in library {scope.library_name(other.libraryId)}")
-    return PASS
-
-
-# --- releasing: the one delete request ---------------------------------------------------------------
 
 
 class Gate:
@@ -154,17 +60,28 @@ class Gate:
     MAX_ITEMS = 25
     MAX_AGE = 2.0  # seconds (real time: this batches requests, it decides nothing)
 
-    def __init__(self, ctx: RunContext, account: Callable[[Outcome], None], scope: Callable[[], Scope]):
-        self.ctx, self.account, self.scope = ctx, account, scope
-        self.force = ctx.settings.delete is DeleteMode.FORCE
+    def __init__(self, ctxs: dict[str, RunContext], account: Callable[[Outcome], None],
+                 scopes: Callable[[], dict[str, Scope]], want: Callable[[str, Asset], None] = lambda user, asset: None):
+        """`ctxs`: each user's context, by user id (one for a run with one key); `scopes`: each user's
+        view of the libraries now; `want(user, asset)`: ask the run to move that user's asset now (the
+        other users' assets of a shared file)."""
+        self.ctxs, self.account, self.scopes, self.want = ctxs, account, scopes, want
+        settings = next(iter(ctxs.values())).settings
+        self.force = settings.delete is DeleteMode.FORCE
         self.waiting: list[Pending] = []
+        self.parked: list[Pending] = []  # passed, waiting for the other users' assets of their files
+        self._missing: dict[int, dict[str, Asset]] = {}  # a parked unit's group: what it waits for
         self.since = 0.0
         self.worked = False  # a first delete went through (the run holds back until then)
-        self.pool = cf.ThreadPoolExecutor(max_workers=ctx.settings.pools.helpers, thread_name_prefix="gate")
+        self.pool = cf.ThreadPoolExecutor(max_workers=settings.pools.helpers, thread_name_prefix="gate")
         self._due = threading.Condition()
+        self._releasing = threading.Lock()
         self._closing = False
         self._thread = threading.Thread(target=self._release_when_due, name="gate", daemon=True)
         self._thread.start()
+
+    def ctx_of(self, pending: Pending) -> RunContext:
+        return self.ctxs.get(pending.unit.user) or next(iter(self.ctxs.values()))
 
     def submit(self, pending: Pending) -> None:
         with self._due:
@@ -179,13 +96,27 @@ class Gate:
             batch, self.waiting = self.waiting, []
         self._release_and_account(batch)
 
+    @property
+    def busy(self) -> bool:
+        """Units wait to be released (parked ones not counted)."""
+        with self._due:
+            return bool(self.waiting)
+
     def close(self) -> None:
-        """Release what still waits, and stop."""
+        """Release what still waits, and stop. Parked units whose partners did not come wait for a later run."""
         with self._due:
             self._closing = True
             self._due.notify()
         self._thread.join()
         self.flush()
+        with self._releasing:
+            parked, self.parked = self.parked, []
+        for pending in parked:
+            missing = ", ".join(sorted({f"{self._owner(a)}'s {a.originalPath}" for a in self._missing.get(id(pending), {}).values()}))
+            self._not_now(pending, Verdict("wait", message="the same file is also in another user's library this run "
+                                                           "moves, and that asset did not pass the gate in this run; a "
+                                                           "later run moves both", details=(missing,) if missing else ()))
+            self.account(pending.outcome)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _release_when_due(self) -> None:
@@ -203,57 +134,99 @@ class Gate:
 
     def _release_and_account(self, batch: list[Pending]) -> None:
         if batch:
-            self.release(batch)
-            for pending in batch:
+            for pending in self.release(batch):
                 self.account(pending.outcome)
 
-    def release(self, batch: list[Pending]) -> None:
-        """Judge every unit of `batch` now and delete those that pass, in one request; each outcome then
-        says what happened (the caller accounts for it)."""
-        started = SYSTEM.monotonic()
-        scope = self.scope()
-        futures = [self.pool.submit(gather, self.ctx, p, scope) for p in batch] if len(batch) > 1 else None
-        verdicts = []
-        for index, pending in enumerate(batch):
-            try:
-                evidence = futures[index].result() if futures else gather(self.ctx, pending, scope)
-                verdicts.append(judge(pending, evidence, scope=scope, is_source=self.ctx.sources.__contains__,
-                                      claim_holds=lambda f, p=pending: claim.holds(self.ctx, p.claim, f.metadata)))
-            except (errors.ImmichError, errors.TruncatedTransfer) as exc:
-                verdicts.append(Verdict("fail", message=f"could not check what depends on it: {exc}"))
-        passing = [p for p, v in zip(batch, verdicts) if v is PASS]
-        deleted = self._delete(passing)
-        share = (SYSTEM.monotonic() - started) / len(batch)
-        for pending, verdict in zip(batch, verdicts):
-            outcome = pending.outcome
-            outcome.steps[Stage.DELETE.value] = outcome.steps.get(Stage.DELETE.value, 0.0) + share
-            if self.ctx.on_step:
-                self.ctx.on_step(Stage.DELETE.value, share)
-            if verdict is PASS:
-                if deleted is None:
-                    outcome.deleted = True
-                else:
-                    outcome.fail(Stage.DELETE, str(deleted))
-                    if isinstance(deleted, errors.PermissionMissing):
-                        outcome.stops_run = f"the API key lacks {deleted.permission}"
-            else:
-                self._not_now(pending, verdict)
+    def release(self, batch: list[Pending], park: bool = True) -> list[Pending]:
+        """Judge the units of `batch` now (and the parked ones, whose partners may have come), delete
+        those that pass, per user in one request; return the units whose fate is known (each outcome
+        says it). With `park` False, a unit whose partners have not come is returned to no one: the
+        caller submits it again later."""
+        with self._releasing:
+            return self._release(batch, park)
 
-    def _delete(self, passing: list[Pending]) -> errors.ImmichError | None:
-        """The one DELETE /assets the job makes."""
-        ids = [i for p in passing for i in p.source_ids]
-        if not ids:
-            return None
+    def _release(self, batch: list[Pending], park: bool) -> list[Pending]:
+        started = SYSTEM.monotonic()
+        scopes = self.scopes()
+        units, was_parked = self.parked + batch, {id(p) for p in self.parked}
+        self.parked = []
+        judged = [self._judge(p, scopes) for p in units] if len(units) <= 1 else \
+            list(self.pool.map(lambda p: self._judge(p, scopes), units))
+        verdicts = {id(p): v for p, (v, _) in zip(units, judged)}
+        decided, passing = [], []
+        for group in groups([(p, needs) for p, (_, needs) in zip(units, judged)]):
+            refused = [p for p in group.units if verdicts[id(p)] is not PASS]
+            if refused:
+                for p in group.units:
+                    if verdicts[id(p)] is PASS:  # the file stays while another user's asset of it stays
+                        first = refused[0]
+                        verdicts[id(p)] = Verdict("wait", message=f"the same file's asset {first.outcome.path} of "
+                                                  f"{self._owner(first.unit.asset)} did not pass the gate now: "
+                                                  f"{verdicts[id(first)].message or verdicts[id(first)].kind}")
+                decided += group.units
+            elif group.missing and park:
+                for p in group.units:
+                    self._missing[id(p)] = group.missing
+                self.parked += group.units
+                for asset in group.missing.values():
+                    self.want(asset.ownerId, asset)
+            elif group.missing:  # not parked now: what was parked stays, the rest goes back to the caller
+                self.parked += [p for p in group.units if id(p) in was_parked]
+            else:
+                passing += group.units
+                decided += group.units
+        failures = self._delete(passing)
+        share = (SYSTEM.monotonic() - started) / max(1, len(decided))
+        for pending in decided:
+            outcome, ctx = pending.outcome, self.ctx_of(pending)
+            outcome.steps[Stage.DELETE.value] = outcome.steps.get(Stage.DELETE.value, 0.0) + share
+            if ctx.on_step:
+                ctx.on_step(Stage.DELETE.value, share)
+            verdict = verdicts[id(pending)]
+            if verdict is not PASS:
+                self._not_now(pending, verdict)
+            elif pending.unit.user in failures:
+                failed = failures[pending.unit.user]
+                outcome.fail(Stage.DELETE, str(failed))
+                if isinstance(failed, errors.PermissionMissing):
+                    outcome.stops_run = f"the API key lacks {failed.permission}"
+            else:
+                outcome.deleted = True
+        return decided
+
+    def _judge(self, pending: Pending, scopes: dict[str, Scope]) -> tuple[Verdict, dict[str, Asset]]:
+        ctx = self.ctx_of(pending)
+        scope = scopes.get(pending.unit.user) or next(iter(scopes.values()))
         try:
-            self.ctx.client.delete_assets(ids, force=self.force)
-        except errors.ImmichError as exc:
-            return exc
-        self.worked = True
-        return None
+            evidence = gather(ctx, pending, scope, others=lambda user: self.ctxs[user])
+            verdict = judge(pending, evidence, scope=scope, is_source=ctx.sources.__contains__,
+                            claim_holds=lambda f: claim.holds(ctx, pending.claim, f.metadata))
+            return verdict, partners_of(evidence)
+        except (errors.ImmichError, errors.TruncatedTransfer) as exc:
+            return Verdict("fail", message=f"could not check what depends on it: {exc}"), {}
+
+    def _delete(self, passing: list[Pending]) -> dict[str, errors.ImmichError]:
+        """The one DELETE /assets the job makes (one per user whose units pass): the failures by user."""
+        by_user: dict[str, list[str]] = {}
+        for pending in passing:
+            by_user.setdefault(pending.unit.user, []).extend(pending.source_ids)
+        failures = {}
+        for user, ids in by_user.items():
+            try:
+                (self.ctxs.get(user) or next(iter(self.ctxs.values()))).client.delete_assets(ids, force=self.force)
+            except errors.ImmichError as exc:
+                failures[user] = exc
+                continue
+            self.worked = True
+        return failures
+
+    def _owner(self, asset: Asset) -> str:
+        scope = next(iter(self.ctxs.values())).scope
+        return scope.owners.get(asset.ownerId, asset.ownerId)
 
     def _not_now(self, pending: Pending, verdict: Verdict) -> None:
         """A unit the gate did not release: say why, journal it, let others take it."""
-        outcome = pending.outcome
+        outcome, ctx = pending.outcome, self.ctx_of(pending)
         if verdict.kind == "hold":
             outcome.hold(verdict.hold, *verdict.details)
             state = journal.State.HELD
@@ -264,7 +237,7 @@ class Gate:
             outcome.fail(Stage.GATE, verdict.message, list(verdict.details))
             state = journal.State.COPIED
         try:
-            bring.write_journals(self.ctx, pending.members, state)
-            claim.release(self.ctx, pending.claim, pending.claim_ids)
+            bring.write_journals(ctx, pending.members, state)
+            claim.release(ctx, pending.claim, pending.claim_ids)
         except (errors.ImmichError, StepFailed) as exc:
             log.warning("could not journal %s after the gate held it: %s", outcome.path, exc)

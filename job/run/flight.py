@@ -18,9 +18,10 @@ log = logging.getLogger("ext2int")
 
 
 class Flight:
-    def __init__(self, mover: Mover, pools: Pools, *, finished: Callable[[Outcome | Pending], None],
+    def __init__(self, mover_for: Callable[[Unit], Mover], pools: Pools, *, finished: Callable[[Outcome | Pending], None],
                  transferred: Callable[[Outcome], None]):
-        self.mover, self.pools, self.finished, self.transferred = mover, pools, finished, transferred
+        """`mover_for(unit)`: the mover of the unit's user (each user's units move with their key)."""
+        self.mover_for, self.pools, self.finished, self.transferred = mover_for, pools, finished, transferred
         self.movers = cf.ThreadPoolExecutor(max_workers=pools.movers, thread_name_prefix="move")
         self.finishers = cf.ThreadPoolExecutor(max_workers=pools.finishers, thread_name_prefix="finish")
         self.active: dict[cf.Future, tuple[str, Unit]] = {}
@@ -32,7 +33,7 @@ class Flight:
         return self.count("move") < self.pools.movers and self.count("finish") < self.pools.finishers
 
     def start(self, unit: Unit) -> None:
-        self.active[self.movers.submit(self.mover.move, unit)] = ("move", unit)
+        self.active[self.movers.submit(self.mover_for(unit).move, unit)] = ("move", unit)
 
     def collect(self, timeout: float | None) -> None:
         if not self.active:
@@ -44,7 +45,7 @@ class Flight:
             if phase == "move":
                 self.transferred(result.outcome if isinstance(result, Pending) else result)
             if isinstance(result, Pending) and not result.verified:
-                self.active[self.finishers.submit(self.mover.complete, result)] = ("finish", unit)
+                self.active[self.finishers.submit(self.mover_for(unit).complete, result)] = ("finish", unit)
             else:
                 self.finished(result)
 

@@ -10,6 +10,7 @@ the `LiveIndex`: whose still is it?
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from job.immich.client import ImmichClient
@@ -23,9 +24,11 @@ def page_size_for(batch: int) -> int:
 
 class Listing:
     def __init__(self, client: ImmichClient, libraries: list[Library], *, page_size: int,
-                 listed: Callable[[Asset], None] | None = None):
-        self.client, self.libraries, self.page_size, self.listed = client, libraries, page_size, listed
-        self.seen: set[str] = set()
+                 listed: Callable[[Asset], None] | None = None, user: str = "", seen: set[str] | None = None):
+        """`user`: whose key lists (and moves) these libraries; `seen`: the ids a run has taken, shared by
+        all its listings."""
+        self.client, self.libraries, self.page_size, self.listed, self.user = client, libraries, page_size, listed, user
+        self.seen: set[str] = set() if seen is None else seen
         self._videos_of_stills: set[str] = set()
         self._hidden: dict[str, Asset] = {}
 
@@ -35,7 +38,7 @@ class Listing:
         for video in self._hidden.values():  # video halves no listed still points at
             if video.id not in self._videos_of_stills and video.id not in self.seen:
                 self.seen.add(video.id)
-                yield Unit(video)
+                yield Unit(video, user=self.user)
 
     def _library(self, library_id: str) -> Iterator[Unit]:
         """Units of one library; each pass lists from page 1; a pass that yields nothing ends it."""
@@ -55,9 +58,53 @@ class Listing:
                 if asset.livePhotoVideoId:
                     self.seen.add(asset.livePhotoVideoId)
                 yielded = True
-                yield Unit(asset, asset.livePhotoVideoId)
+                yield Unit(asset, asset.livePhotoVideoId, self.user)
             if not yielded:
                 return
+
+
+class Feed:
+    """The units of a run: the units the delete gate asks for first (the other users' assets of a file
+    that waits for them), then in turn one from each user's listing, so that no user waits for another's
+    libraries to be done. A unit is handed out once."""
+
+    def __init__(self, listings: list[Listing], seen: set[str]):
+        self.listings, self.seen = listings, seen
+        self._wanted: deque[Unit] = deque()
+        self._lock = threading.Lock()
+
+    def want(self, unit: Unit) -> None:
+        with self._lock:
+            if unit.asset.id not in self.seen:
+                self.seen.add(unit.asset.id)
+                if unit.video_id:
+                    self.seen.add(unit.video_id)
+                self._wanted.append(unit)
+
+    def wanted(self) -> Unit | None:
+        with self._lock:
+            return self._wanted.popleft() if self._wanted else None
+
+    def has_wanted(self) -> bool:
+        with self._lock:
+            return bool(self._wanted)
+
+    def __iter__(self) -> Iterator[tuple[Unit, bool]]:
+        """(unit, asked for by the gate)."""
+        turns = [listing.units() for listing in self.listings]
+        while turns:
+            for turn in list(turns):
+                unit = self.wanted()
+                while unit is not None:
+                    yield unit, True
+                    unit = self.wanted()
+                try:
+                    with self._lock:
+                        unit = next(turn)
+                except StopIteration:
+                    turns.remove(turn)
+                    continue
+                yield unit, False
 
 
 class LiveIndex:

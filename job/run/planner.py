@@ -14,29 +14,28 @@ writing anything.
 from __future__ import annotations
 
 from job import journal
-from job.decide import Action, Decision, decide, moves_with
+from job.decide import Action, Decision, decide, file_holds, moves_with
 from job.immich import errors
 from job.move import carry, read
 from job.move.context import Member, RunContext, Unit, identity
 from job.outcome import Hold, Kind, Outcome, Skip, Stage
 from job.report import Report
-from job.run.listing import Listing, LiveIndex
+from job.run.listing import Feed
 from job.run.runner import Runner
 
 
 def plan(runner: Runner) -> Report:
-    session, settings = runner.session, runner.settings
-    client = session.client
+    settings = runner.settings
     report = runner.new_report("plan")
-    ctx = RunContext(client=client, caps=session.caps, settings=settings, scope=runner.scope, run_id="plan",
-                     clock=runner.clock, shared_links={}, memories=runner.memory_map(report), live_stills=LiveIndex(client))
+    ctxs = runner.contexts("plan", report, None, links=False)
     albums_of = _album_map(runner)
     albums_touched: set[str] = set()
     sizes: dict[str, int] = {}
-    listing = Listing(client, runner.libraries, page_size=1000, listed=lambda a: sizes.__setitem__(a.id, a.size or 0))
+    seen: set[str] = set()
+    feed = Feed(runner.listings(1000, lambda a: sizes.__setitem__(a.id, a.size or 0), seen), seen)
     deep = 0
-    for unit in listing.units():
-        a = unit.asset
+    for unit, _ in feed:
+        a, ctx = unit.asset, ctxs[unit.user]
         outcome = Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets)
         quick = runner.quick(unit, ctx.scope)
         if quick is not None:
@@ -52,6 +51,10 @@ def plan(runner: Runner) -> Report:
             albums_touched |= albums_of.get(a.id, set())
             if ctx.memories.get(a.id):
                 outcome.cannot_move.append(f"shown in {ctx.memories[a.id]} memories")
+            partners = file_holds(a.originalPath, a.libraryId, ctx.scope).partners
+            if partners:
+                outcome.plan = (outcome.plan or "move") + ", with " + ", ".join(
+                    f"{ctx.scope.describe(lib)}'s asset of the same file" for lib in partners)
         outcome.plan = outcome.plan or _label(outcome)
         report.add(outcome)
     report.listed = len(sizes)
@@ -122,10 +125,11 @@ def _label(outcome: Outcome) -> str:
 
 def _album_map(runner: Runner) -> dict[str, set[str]]:
     """asset id -> album ids, for the plan's totals, from each album's members in these libraries."""
-    client = runner.session.client
     out: dict[str, set[str]] = {}
-    for album in client.albums():
-        for library in runner.libraries:
-            for asset in client.iter_assets(with_exif=False, albumIds=[album.id], libraryId=library.id):
-                out.setdefault(asset.id, set()).add(album.id)
+    for keyholder in runner.crew.keyholders:
+        client = keyholder.session.client
+        for album in client.albums():
+            for library in keyholder.libraries:
+                for asset in client.iter_assets(with_exif=False, albumIds=[album.id], libraryId=library.id):
+                    out.setdefault(asset.id, set()).add(album.id)
     return out

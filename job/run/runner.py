@@ -1,8 +1,13 @@
 """A run: list what is left, move units within the limits, and account for every listed asset.
 
+A run acts for every user whose API key it holds (a family server: one key per user): each user's units are
+moved with their own key, in turn with the others' (the batch is the run's, shared), and a file that
+several of their libraries hold goes only with all its assets (see job/move/gate.py).
+
 Limits are soft (like rclone's --max-transfer with a soft cut-off): reaching one stops taking new units
 and lets the ones in flight finish. Skipped and held units do not use up the batch: they would
-otherwise stand in front of the rest of the library on every run.
+otherwise stand in front of the rest of the library on every run. The units the gate asks for (another
+user's asset of a file already moved) are taken even past a limit: they finish what was started.
 """
 
 from __future__ import annotations
@@ -12,21 +17,22 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from job.clock import SYSTEM, Clock
 from job.decide import Action, Scope, decide, file_holds
 from job.immich import errors
-from job.immich.models import Library
+from job.immich.models import Asset
 from job.move import Mover
-from job.move.context import Pending, RunContext, Unit
+from job.move.context import Pending, RunContext, Sources, Unit
 from job.move.gate import Gate
 from job.outcome import Kind, Outcome, Stage
 from job.report import Report
+from job.run.crew import Crew, memory_map, remaining, shared_link_map
 from job.run.flight import Flight
-from job.run.listing import Listing, LiveIndex, page_size_for
-from job.run.session import Session, refreshed
-from job.settings import DeleteMode, QueueAction, Settings
+from job.run.listing import Feed, Listing, LiveIndex, page_size_for
+from job.run.pressure import BackPressure
+from job.settings import DeleteMode, Settings
 
 log = logging.getLogger("ext2int")
 
@@ -43,16 +49,15 @@ class Observer:
 
 
 class Runner:
-    def __init__(self, session: Session, libraries: list[Library], settings: Settings, scope: Scope,
-                 observer: Observer | None = None, clock: Clock = SYSTEM):
-        self.session, self.libraries, self.settings, self.scope = session, libraries, settings, scope
+    def __init__(self, crew: Crew, settings: Settings, observer: Observer | None = None, clock: Clock = SYSTEM):
+        self.crew, self.settings = crew, settings
         self.observer, self.clock = observer or Observer(), clock
         self.stop = threading.Event()  # soft: take no new units
         self.hard_stop = threading.Event()  # second signal: stop waiting for anything
         self.stop_reason = ""
         self.abandoned = False  # moves were still running when the shutdown grace ran out
-        self._last_backlog_check: float | None = None
-        self._backlog_disabled = False
+        self.pressure = BackPressure(crew.lead.client, settings, clock, self.stop, self.observer.on_backlog,
+                                     self.observer.on_throttle)
 
     def request_stop(self, signal_name: str) -> None:
         """A signal: the first stops taking new units, a second stops waiting for anything."""
@@ -62,23 +67,40 @@ class Runner:
         self.stop.set()
 
     def new_report(self, command: str) -> Report:
-        return Report(command=command, server_version=str(self.session.caps.version),
-                      delete_mode=self.settings.delete.value, libraries=[lib.id for lib in self.libraries],
-                      library_names={lib.id: lib.name or lib.id for lib in self.libraries})
+        libraries = self.crew.libraries
+        return Report(command=command, server_version=str(self.crew.lead.caps.version),
+                      delete_mode=self.settings.delete.value, libraries=[lib.id for lib in libraries],
+                      library_names={lib.id: lib.name or lib.id for lib in libraries},
+                      library_owners={lib.id: k.name for k in self.crew.keyholders for lib in k.libraries},
+                      notes=list(self.crew.problems), key_problems=len(self.crew.problems))
+
+    def contexts(self, run_id: str, report: Report, io: cf.ThreadPoolExecutor | None,
+                 links: bool = True) -> dict[str, RunContext]:
+        """Each user's context: their key's client and what the run knows of their assets (`links`: their
+        shared links, which `plan` does not read)."""
+        sources, stacks = Sources(), threading.Lock()  # one for all: asset ids are the server's; a lock for every stack
+        return {k.user_id: RunContext(
+            client=k.session.client, caps=k.session.caps, settings=self.settings, scope=k.scope, run_id=run_id,
+            clock=self.clock, shared_links=shared_link_map(k.session.client) if links else {}, memories=memory_map(k.session.client, report),
+            hard_stop=self.hard_stop, stack_lock=stacks, on_bytes=self.observer.on_bytes, on_step=self.observer.on_step,
+            io=io, sources=sources, live_stills=LiveIndex(k.session.client)) for k in self.crew.keyholders}
+
+    def listings(self, page_size: int, listed: Callable[[Asset], None] | None, seen: set[str]) -> list[Listing]:
+        return [Listing(k.session.client, k.libraries, page_size=page_size, listed=listed, user=k.user_id, seen=seen)
+                for k in self.crew.keyholders if k.libraries]
 
     # --- run ------------------------------------------------------------------------------------
 
     def run(self) -> Report:
-        client, settings, clock = self.session.client, self.settings, self.clock
+        settings, clock = self.settings, self.clock
         report = self.new_report("run")
         report.run_id = str(uuid.uuid4())
         io = cf.ThreadPoolExecutor(max_workers=settings.pools.helpers, thread_name_prefix="io")
-        ctx = RunContext(client=client, caps=self.session.caps, settings=settings, scope=self.scope,
-                         run_id=report.run_id, clock=clock, shared_links=self._shared_link_map(),
-                         memories=self.memory_map(report), hard_stop=self.hard_stop, on_bytes=self.observer.on_bytes,
-                         on_step=self.observer.on_step, io=io, live_stills=LiveIndex(client))
+        ctxs = self.contexts(report.run_id, report, io)
         tally = _Tally()
         listed: set[str] = set()
+        seen: set[str] = set()
+        feed = Feed(self.listings(page_size_for(settings.batch_size), lambda a: listed.add(a.id), seen), seen)
 
         def account(outcome: Outcome) -> None:
             report.add(outcome)
@@ -88,7 +110,8 @@ class Runner:
             if self.observer.on_outcome:
                 self.observer.on_outcome(outcome)
 
-        gate = Gate(ctx, account, scope=lambda: self._scope_now(ctx))
+        gate = Gate(ctxs, account, scopes=lambda: self._scopes_now(ctxs), want=lambda user, asset: self._want(
+            feed, ctxs[user], asset))
 
         def finished(result: Outcome | Pending) -> None:
             if isinstance(result, Pending):
@@ -101,33 +124,40 @@ class Runner:
         def transferred(outcome: Outcome) -> None:
             tally.bytes += outcome.bytes  # phase one ended: its bytes count toward EXT2INT_MAX_BYTES
 
-        if settings.delete is DeleteMode.TRASH and not self.session.caps.trash:
+        def offer(unit: Unit) -> bool:
+            """Must `unit` be taken? (No: it is skipped or held from the listing alone, accounted now.)"""
+            quick = self.quick(unit, ctxs[unit.user].scope)
+            if quick is not None:
+                account(quick)  # never taken: it does not give back a place in the batch
+            return quick is None
+
+        def take(unit: Unit) -> None:
+            tally.taken += 1
+            flight.start(unit)
+
+        if settings.delete is DeleteMode.TRASH and not self.crew.lead.caps.trash:
             note = ("Immich's trash is turned off (Administration > Settings > Trash): EXT2INT_DELETE=trash gives no way "
                     "back, moved external assets and their files go for good at Immich's nightly check")
             report.notes.append(note)
             log.warning(note)
         started = clock.monotonic()
-        report.stopped_because = self._wait_for_backlog(report)
-        flight = Flight(Mover(ctx, gate), settings.pools, finished=finished, transferred=transferred)
-        listing = Listing(client, self.libraries, page_size=page_size_for(settings.batch_size),
-                          listed=lambda a: listed.add(a.id))
+        report.stopped_because = self.pressure.wait(report, lambda: self.stop_reason)
+        movers = {user: Mover(ctx, gate) for user, ctx in ctxs.items()}
+        flight = Flight(lambda unit: movers[unit.user], settings.pools, finished=finished, transferred=transferred)
         try:
             try:
-                for unit in listing.units() if not report.stopped_because else ():
-                    quick = self.quick(unit, ctx.scope)
-                    if quick is not None:
-                        account(quick)  # never taken: it does not give back a place in the batch
+                for unit, asked in feed if not report.stopped_because else ():
+                    if not offer(unit):
                         continue
                     while not flight.has_room() and not self.stop.is_set():
                         flight.collect(timeout=0.5)
                     # after a slot freed: the unit that just ended may have stopped the run or hit a limit
-                    reason = self._may_continue(tally, started, report)
+                    reason = self._may_continue(tally, started, report, asked)
                     if reason:
                         report.stopped_because = report.stopped_because or reason
                         report.at_limit = reason in self._limits(tally, started)
                         break
-                    tally.taken += 1
-                    flight.start(unit)
+                    take(unit)
                     if not gate.worked and settings.delete is not DeleteMode.KEEP:
                         # until a first delete went through, a unit goes all the way alone: a permission
                         # refused at the end (servers without GET /api-keys/me) fails one unit, not a pipeline
@@ -140,7 +170,7 @@ class Runner:
                 # says what was done before the run stops with exit code 3.
                 report.stopped_because = f"Immich failed a call the whole run depends on: {exc}"
                 report.server_failed = True
-            self._drain(flight, finished)
+            self._drain(flight, finished, gate, feed, lambda unit: offer(unit) and take(unit))
         finally:
             flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())
             gate.close()  # what waits at the gate is released (a second signal never gets here: it exits)
@@ -162,16 +192,34 @@ class Runner:
             return Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets).hold(decision.hold, *decision.details)
         return None
 
-    def _scope_now(self, ctx: RunContext) -> Scope:
-        """The gate's view at the moment of deletion: the libraries as they are now."""
-        ctx.scope = refreshed(ctx.scope, self.session)
-        return ctx.scope
+    def remaining(self) -> dict[str, int]:
+        """External assets left per library (what the progress line in Grafana shows)."""
+        return {library: n for k in self.crew.keyholders for library, n in remaining(k.session.client, k.libraries).items()}
 
-    def _may_continue(self, tally: _Tally, started: float, report: Report) -> str:
+    def _want(self, feed: Feed, ctx: RunContext, asset: Asset) -> None:
+        """The gate asks for another user's asset of a file it is about to let go: a still (with its
+        video) or a photo is a unit; a live photo's video half comes with its still."""
+        user = ctx.scope.user_id
+        if asset.type == "VIDEO" and asset.visibility == "hidden":
+            for still in (ctx.live_stills() if ctx.live_stills else {}).get(asset.id, []):
+                if still.libraryId in ctx.scope.selected and not still.isTrashed:
+                    feed.want(Unit(still, still.livePhotoVideoId, user))
+            return
+        feed.want(Unit(asset, asset.livePhotoVideoId, user))
+
+    def _scopes_now(self, ctxs: dict[str, RunContext]) -> dict[str, Scope]:
+        """The gate's view at the moment of deletion: the libraries as they are now."""
+        for user, scope in self.crew.refreshed().items():
+            ctxs[user].scope = replace(scope, media_root=ctxs[user].scope.media_root)
+        return {user: ctx.scope for user, ctx in ctxs.items()}
+
+    def _may_continue(self, tally: _Tally, started: float, report: Report, asked: bool) -> str:
         if self.stop.is_set():
             return self.stop_reason or "stopped"
+        if asked:  # the gate waits for it: it finishes what was started
+            return ""
         limits = self._limits(tally, started)
-        return limits[0] if limits else self._wait_for_backlog(report)
+        return limits[0] if limits else self.pressure.wait(report, lambda: self.stop_reason)
 
     def _limits(self, tally: _Tally, started: float) -> list[str]:
         """The run's limits that are reached: a normal end of a run, the next one goes on."""
@@ -184,92 +232,32 @@ class Runner:
             reached.append(f"EXT2INT_MAX_DURATION ({s.max_duration:.0f}s) reached")
         return reached
 
-    def _drain(self, flight: Flight, finished: Callable[[Outcome | Pending], None]) -> None:
-        """Let the units in flight finish: without limit normally, within EXT2INT_SHUTDOWN_GRACE after a
-        signal. A unit cut off here is left in a state the next run completes."""
+    def _drain(self, flight: Flight, finished: Callable[[Outcome | Pending], None], gate: Gate, feed: Feed,
+               start: Callable[[Unit], object]) -> None:
+        """Let the units in flight finish (and take those the gate asks for): without limit normally,
+        within EXT2INT_SHUTDOWN_GRACE after a signal. A unit cut off here is left in a state the next run
+        completes."""
         deadline = None
-        while flight.active:
-            if self.stop.is_set() and deadline is None:
-                deadline = self.clock.monotonic() + self.settings.shutdown_grace
-            flight.collect(timeout=0.0 if self.hard_stop.is_set() else
-                           1.0 if deadline is None else min(1.0, max(0.0, deadline - self.clock.monotonic())))
-            if deadline is not None and (self.clock.monotonic() >= deadline or self.hard_stop.is_set()):
-                self.abandoned = bool(flight.active)
-                for unit in flight.abandon():
-                    a = unit.asset
-                    finished(Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets).fail(
-                        Stage.INCOMPLETE, "interrupted by shutdown; the next run completes it"))
-
-    # --- back-pressure --------------------------------------------------------------------------
-
-    def _wait_for_backlog(self, report: Report) -> str:
-        """Pause (or stop) while Immich's queues hold more than the threshold of waiting jobs."""
-        s = self.settings
-        if s.queue_threshold <= 0 or self._backlog_disabled:
-            return ""
-        if self._last_backlog_check is not None and self.clock.monotonic() - self._last_backlog_check < min(s.queue_poll, 2.0):
-            return ""
-        paused_since = None
         while True:
-            self._last_backlog_check = self.clock.monotonic()
-            try:
-                backlog = self.session.client.queue_backlog().total
-            except (errors.Forbidden, errors.PermissionMissing) as exc:
-                self._backlog_disabled = True
-                report.notes.append(f"back-pressure off: this key cannot read Immich's queues ({exc.call}: admin and "
-                                    "job.read/queue.read needed)")
-                return ""
-            if self.observer.on_backlog:
-                self.observer.on_backlog(backlog)
-            if backlog <= s.queue_threshold:
-                return ""
-            if s.queue_action is QueueAction.STOP:
-                return f"Immich's queues hold {backlog} jobs (EXT2INT_QUEUE_THRESHOLD={s.queue_threshold})"
-            if paused_since is None:
-                paused_since = self.clock.monotonic()
-                log.info("throttled: Immich's queues hold %d jobs, above %d; pausing", backlog, s.queue_threshold)
-            waited = self.clock.monotonic() - paused_since
-            if waited >= s.queue_max_pause:
-                return f"Immich's queues stayed above {s.queue_threshold} jobs for {waited:.0f}s"
+            while flight.active or (feed.has_wanted() and not self.stop.is_set()):
+                while not self.stop.is_set() and flight.has_room() and feed.has_wanted():
+                    start(feed.wanted())
+                if self.stop.is_set() and deadline is None:
+                    deadline = self.clock.monotonic() + self.settings.shutdown_grace
+                flight.collect(timeout=0.0 if self.hard_stop.is_set() else
+                               1.0 if deadline is None else min(1.0, max(0.0, deadline - self.clock.monotonic())))
+                if deadline is not None and (self.clock.monotonic() >= deadline or self.hard_stop.is_set()):
+                    self.abandoned = bool(flight.active)
+                    for unit in flight.abandon():
+                        a = unit.asset
+                        finished(Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets).fail(
+                            Stage.INCOMPLETE, "interrupted by shutdown; the next run completes it"))
+                    return
             if self.stop.is_set():
-                return self.stop_reason or "stopped"
-            step = min(s.queue_poll, s.queue_max_pause - waited)
-            self.clock.sleep(step, until=self.stop)
-            report.throttled_seconds += step
-            if self.observer.on_throttle:
-                self.observer.on_throttle(step)
-
-    # --- run-level facts --------------------------------------------------------------------------
-
-    def _shared_link_map(self) -> dict[str, frozenset[str]]:
-        links: dict[str, set[str]] = {}
-        for link in self.session.client.shared_links():
-            if link.type.upper() == "INDIVIDUAL":
-                for asset in link.assets:
-                    links.setdefault(asset.id, set()).add(link.id)
-        return {k: frozenset(v) for k, v in links.items()}
-
-    def memory_map(self, report: Report) -> dict[str, int]:
-        try:
-            memories = self.session.client.memories()
-        except (errors.Forbidden, errors.PermissionMissing):
-            report.notes.append("memories not checked: the key lacks memory.read")
-            return {}
-        shown: dict[str, int] = {}
-        for memory in memories:
-            for asset in memory.assets:
-                shown[asset.id] = shown.get(asset.id, 0) + 1
-        return shown
-
-    def remaining(self) -> dict[str, int]:
-        """External assets left per library (what the progress line in Grafana shows)."""
-        out = {}
-        for library in self.libraries:
-            try:
-                out[library.id] = self.session.client.count_assets(library.id)
-            except errors.ImmichError:
-                continue
-        return out
+                return
+            gate.flush()  # judge what waits at the gate now: a unit may ask for another user's asset of its file
+            if not feed.has_wanted():
+                return
 
 
 class _Tally:

@@ -3,14 +3,13 @@ libraries, and build the scope the move and the delete gate judge against."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from job.decide import Scope
 from job.immich import errors
 from job.immich.client import MIN_VERSION, Capabilities, ImmichClient
 from job.immich.endpoints import ENDPOINTS, required_permissions
 from job.immich.models import Library, User
-from job.settings import DeleteMode, Settings
+from job.settings import DeleteMode
 
 
 class ConfigurationError(Exception):
@@ -19,14 +18,16 @@ class ConfigurationError(Exception):
 
 @dataclass
 class Session:
-    """What `connect` learned: the client and the server's shape."""
+    """What `connect` learned: the client and the server's shape, and whose key it is."""
 
     client: ImmichClient
     caps: Capabilities
     user: User
+    key_name: str = "IMMICH_API_KEY"  # where the key came from (a variable or a file), never the key
+    admin: bool = False  # the key may list every library (learnt when it is first tried)
 
 
-def connect(client: ImmichClient) -> Session:
+def connect(client: ImmichClient, key_name: str = "IMMICH_API_KEY") -> Session:
     version = client.server_version()
     if version.tuple < MIN_VERSION:
         raise errors.TooOld(
@@ -34,12 +35,14 @@ def connect(client: ImmichClient) -> Session:
             f"Immich {version} is older than 2.0, which this job needs (asset metadata, stable API); upgrade Immich first",
         )
     features = client.server_features()
-    return Session(client, Capabilities.of(version, features), client.me())
+    return Session(client, Capabilities.of(version, features), client.me(), key_name)
 
 
 def check_permissions(session: Session, command: str, delete: DeleteMode) -> None:
     """Refuse before changing anything when the key lacks a permission the command needs. A server that
     cannot say (no GET /api-keys/me) skips the check: calls then fail one by one, naming the permission."""
+    if command not in ("run", "plan"):
+        return  # `libraries` reads what a key may read, and says what it may not
     granted = session.client.key_permissions()
     if granted is None or "all" in granted:
         return
@@ -97,30 +100,3 @@ def _discover_own_libraries(client: ImmichClient, me: User) -> list[Library]:
         if asset.libraryId and asset.ownerId == me.id:
             ids.setdefault(asset.libraryId)
     return [Library(id=i, ownerId=me.id, name=i) for i in ids]
-
-
-def scope_of(session: Session, selected: list[Library], visible: list[Library] | None, settings: Settings) -> Scope:
-    """What the move and the gate judge against. Without a library listing (not an admin), only the
-    selected libraries are known, and other users' are unknown."""
-    owners = {session.user.id: session.user.name or session.user.email}
-    if visible is not None:
-        try:
-            owners = {**session.client.user_names(), **owners}
-        except (errors.Forbidden, errors.PermissionMissing):
-            pass
-    return Scope(user_id=session.user.id, selected=frozenset(lib.id for lib in selected),
-                 libraries=tuple(visible if visible is not None else selected), complete=visible is not None,
-                 assume_unshared=settings.assume_unshared, owners=owners)
-
-
-def refreshed(scope: Scope, session: Session) -> Scope:
-    """The scope with the libraries as they are now (the gate's view at the moment of deletion)."""
-    if not scope.complete:
-        return scope
-    libraries = visible_libraries(session)
-    return scope if libraries is None else replace(scope, libraries=tuple(libraries))
-
-
-def describe_library(session: Session, library: Library) -> dict[str, object]:
-    return {"id": library.id, "name": library.name, "ownerId": library.ownerId,
-            "migratable": library.ownerId == session.user.id}

@@ -239,5 +239,5 @@ def test_another_users_library_is_refused(e2e, tmp_path):
     theirs.write("o.jpg", media.jpeg(random.randrange(1_000_000)))
     theirs.scan(e2e.admin)
     code, out, err = finish(job(e2e, theirs, key=e2e.admin.key))
-    assert code == 2 and "belongs to another user" in err
+    assert code == 2 and "whose API key this run does not have" in err
     assert not e2e.other.asset(theirs.id("o.jpg"))["isTrashed"]

@@ -47,6 +47,7 @@ class Fault:
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
     count: int = 2
+    key: str | None = None  # only requests made with this API key (one user's, on a family server)
     seen: int = 0
     fired: int = 0
     met: bool = False
@@ -74,8 +75,10 @@ class Fault:
             except threading.BrokenBarrierError:
                 pass
 
-    def matches(self, method: str, route: str) -> bool:
+    def matches(self, method: str, route: str, key: str | None = None) -> bool:
         if self.method and self.method != method:
+            return False
+        if self.key is not None and self.key != key:
             return False
         if self.route and self.route != route and not re.fullmatch(self.route, route):
             return False
@@ -98,12 +101,12 @@ class FaultPlan:
         with self._lock:
             self.faults.clear()
 
-    def take(self, method: str, route: str) -> list[Fault]:
+    def take(self, method: str, route: str, key: str | None = None) -> list[Fault]:
         """The faults that fire for this request (counters advance whether or not they fire)."""
         firing = []
         with self._lock:
             for fault in self.faults:
-                if not fault.matches(method, route):
+                if not fault.matches(method, route, key):
                     continue
                 fault.seen += 1
                 if fault.nth is not None and fault.seen < fault.nth:

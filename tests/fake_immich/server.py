@@ -239,7 +239,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = Logged(method, path, route.template if route else sub)
         fake.record(entry)
         fake._handling.entry = entry
-        faults = fake.faults.take(method, entry.route)
+        faults = fake.faults.take(method, entry.route, self.headers.get("x-api-key"))
         if world.latency:
             time.sleep(world.latency)
         try:

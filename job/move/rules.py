@@ -1,0 +1,156 @@
+"""The delete gate's rules, pure: given what was read at the moment of deletion (`evidence.gather`), may a
+unit's sources be deleted now? And which units must go together: a file that several users' libraries
+hold goes only when every one of its assets, of every user, has a verified internal copy (`groups`).
+The gate (`gate.py`) reads the evidence, asks these rules, and is the one place that deletes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from job.decide import Scope
+from job.facts import Facts
+from job.immich.models import Asset
+from job.move.context import Member, Pending
+from job.move.evidence import Evidence, FileNow
+from job.outcome import Hold
+from job.record import Policy, differences, merge, record_of
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # "pass", "hold", "wait" or "fail"
+    hold: Hold | None = None
+    message: str = ""
+    details: tuple[str, ...] = ()
+
+
+PASS = Verdict("pass")
+
+
+def _hold(reason: Hold, *details: str) -> Verdict:
+    return Verdict("hold", hold=reason, details=details)
+
+
+def _wait(message: str, *details: str) -> Verdict:
+    return Verdict("wait", message=message, details=details)
+
+
+# --- the judgement ---------------------------------------------------------------------------------------
+
+
+def judge(pending: Pending, evidence: Evidence, *, scope: Scope, is_source: Callable[[str], bool],
+          claim_holds: Callable[[Facts], bool]) -> Verdict:
+    """May the sources of `pending` be deleted now? The first rule that does not hold decides."""
+    unit_ids = set(pending.source_ids)
+    for member, file in zip(pending.members, evidence.files):
+        for source_id in member.ids:
+            now = evidence.sources.get(source_id)
+            verdict = _source_now(source_id, now, member, pending, scope, is_source, claim_holds)
+            if verdict is not PASS:
+                return verdict
+        verdict = _target_now(member, evidence.targets.get(member.target_id))
+        if verdict is not PASS:
+            return verdict
+        verdict = _file_verdict(member, file, unit_ids, scope)
+        if verdict is not PASS:
+            return verdict
+    for stills in evidence.stills_of.values():
+        outside = [s for s in stills if s.id not in unit_ids]
+        if outside:
+            return _hold(Hold.LIVE_STILL_ELSEWHERE, *(f"{s.originalPath} uses it as its video" for s in outside))
+    return PASS
+
+
+def _source_now(source_id: str, now: Facts | None, member: Member, pending: Pending, scope: Scope,
+                is_source: Callable[[str], bool], claim_holds: Callable[[Facts], bool]) -> Verdict:
+    if not is_source(source_id):
+        return Verdict("fail", message=f"{source_id} is not an asset this run listed as a source: not deleted")
+    if now is None or now.asset.isTrashed or now.asset.isOffline:
+        return _wait("the external asset was deleted, trashed or went offline while it moved")
+    asset = now.asset
+    if not asset.is_external or asset.libraryId not in scope.selected or asset.ownerId != scope.user_id:
+        return Verdict("fail", message=f"{asset.originalPath} is no longer an external asset of a selected library")
+    if not claim_holds(now):
+        return _wait("this run's claim on the asset ran out or was taken over: a later run finishes it")
+    # what the source held when carried, or the target holds now, is no change; anything else is
+    then = member.carried.get(source_id)
+    allowed = member.expected if then is None else merge(then, member.expected, Policy.EXTERNAL)[0]
+    changed = differences(record_of(now, pending.ids.source), allowed)
+    if changed:
+        return _wait("it was curated while it moved: a later run carries the change",
+                     *(f"{asset.originalFileName}: {d}" for d in changed))
+    return PASS
+
+
+def _target_now(member: Member, target: Asset | None) -> Verdict:
+    if target is None or target.isTrashed:
+        return Verdict("fail", message=f"the internal asset {member.target_id} was deleted or trashed during the move")
+    if target.is_external or target.checksum != member.sha1 or (target.size is not None and target.size != member.size):
+        return Verdict("fail", message=f"the internal asset {member.target_id} no longer holds the proven bytes")
+    if any(target.originalPath == f.asset.originalPath for f in member.sources):
+        return _hold(Hold.IMMICH_STORAGE, f"{target.originalPath} is the internal asset's own file")
+    if member.live_target and target.livePhotoVideoId != member.live_target:
+        return _wait(f"the new still {target.id} is not linked to its video {member.live_target} (yet)")
+    return PASS
+
+
+def _file_verdict(member: Member, file: FileNow, unit_ids: set[str], scope: Scope) -> Verdict:
+    path = member.source.asset.originalPath
+    if file.hashed is not None and file.hashed != (member.sha1, member.size):
+        return _hold(Hold.FILE_CHANGED, f"{path} now holds {file.hashed[1]} bytes of other content than the "
+                                        f"{member.size} bytes copied")
+    if file.view.hold is not None:
+        decision = file.view.hold
+        return _hold(decision.hold, *decision.details)
+    for other in file.found or ():
+        if other.id in unit_ids or other.originalPath != path or other.isTrashed or other.isOffline:
+            continue
+        if not other.is_external:
+            return _hold(Hold.IMMICH_STORAGE, f"{path} is also the file of internal asset {other.id}")
+        if other.libraryId not in scope.selected:
+            return _hold(Hold.SHARED_UNSELECTED, f"also in your library {scope.library_name(other.libraryId)}")
+        return _wait(f"another asset of the same file appeared in library {scope.library_name(other.libraryId)}")
+    return PASS
+
+
+
+# --- files several users' libraries hold --------------------------------------------------------------
+
+
+def partners_of(evidence: Evidence) -> dict[str, Asset]:
+    """Other users' assets of the unit's files, in libraries this run moves: they must go with it."""
+    return {a.id: a for file in evidence.files for a in file.partners}
+
+
+@dataclass
+class Group:
+    """Units that go together: each holds, or needs, the others' assets of one file."""
+
+    units: list[Pending]
+    missing: dict[str, Asset]  # assets of the group's files that no unit at the gate holds yet
+
+
+def groups(units: list[tuple[Pending, dict[str, Asset]]]) -> list[Group]:
+    """Units (each with the other users' assets it needs) joined by those assets: a group whose needs
+    are all held by its own units may go; one with `missing` assets waits for them."""
+    holder = {source_id: i for i, (p, _) in enumerate(units) for source_id in p.source_ids}
+    parent = list(range(len(units)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (_, needs) in enumerate(units):
+        for asset_id in needs:
+            if asset_id in holder:
+                parent[root(i)] = root(holder[asset_id])
+    found: dict[int, Group] = {}
+    for i, (pending, needs) in enumerate(units):
+        group = found.setdefault(root(i), Group([], {}))
+        group.units.append(pending)
+        group.missing.update({k: v for k, v in needs.items() if k not in holder})
+    return list(found.values())
