@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -25,8 +24,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.record import Policy
 from job.values import (
-    DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, key_from_file,
-    keys_from_dir, parse_duration, writable_file,
+    DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, cron_expression,
+    key_from_file, keys_from_dir, parse_duration, writable_file,
 )
 
 __all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "SettingsError", "Switch", "load_settings",
@@ -162,20 +161,7 @@ class Settings(BaseSettings):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        from apscheduler.triggers.cron import CronTrigger
-
-        try:
-            trigger = CronTrigger.from_crontab(value.strip(), timezone="UTC")
-        except ValueError as exc:
-            raise ValueError(
-                f"{value!r} is not a cron expression ({exc}); use five fields: minute hour day month weekday, "
-                "for example '30 2 * * *' for 02:30 every night"
-            ) from None
-        if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:
-            raise ValueError(f"{value!r} never fires (a day that no month has?); for example '30 2 * * *'")
-        return value.strip()
+        return None if value is None else cron_expression(value)
 
     @field_validator("timezone")
     @classmethod

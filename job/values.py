@@ -7,6 +7,7 @@ import os
 import re
 import stat
 import tempfile
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -165,6 +166,22 @@ def _who_may_read(path: Path) -> str:
     return (f"ext2int runs as user {os.getuid()} and the file belongs to user {st.st_uid} with mode "
             f"{stat.S_IMODE(st.st_mode):o}. Make ext2int's user its owner (chown {os.getuid()} {path}; the image runs "
             "as 10001), or run ext2int as the file's owner")
+
+
+def cron_expression(value: str) -> str:
+    """Five cron fields that fire at some point (a day no month has never fires)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        trigger = CronTrigger.from_crontab(value.strip(), timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is not a cron expression ({exc}); use five fields: minute hour day month weekday, "
+            "for example '30 2 * * *' for 02:30 every night"
+        ) from None
+    if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:
+        raise ValueError(f"{value!r} never fires (a day that no month has?); for example '30 2 * * *'")
+    return value.strip()
 
 
 def writable_file(path: Path) -> Path:
