@@ -115,6 +115,38 @@ def observe(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
     seen.append(("bulk metadata answer", sorted(stored[0]) if stored else None))
     seen.append(("metadata read back", [(m["key"], m["value"]) for m in api.get(f"/assets/{body['id']}/metadata")]))
 
+    # what `undo` takes back, each way
+    removed = api.call("DELETE", f"/albums/{album['id']}/assets", json={"ids": [body["id"], body["id"]]})
+    seen.append(("album remove answer", [(r["id"] == body["id"], r["success"], r.get("error")) for r in removed]))
+    seen.append(("album remove again", [(r["success"], r.get("error")) for r in
+                                        api.call("DELETE", f"/albums/{album['id']}/assets", json={"ids": [body["id"]]})]))
+    tag, = api.call("PUT", "/tags", json={"tags": [f"contract-{seed}"]})
+    api.call("PUT", "/tags/assets", json={"tagIds": [tag["id"]], "assetIds": [body["id"]]})
+    untagged = api.call("DELETE", f"/tags/{tag['id']}/assets", json={"ids": [body["id"]]})
+    seen.append(("untag answer", [(r["success"], r.get("error")) for r in untagged],
+                 [t["value"] for t in api.asset(body["id"]).get("tags") or []]))
+    seen.append(("metadata key delete", status_and_body(api, "DELETE", f"/assets/{body['id']}/metadata/k")[0],
+                 [m["key"] for m in api.get(f"/assets/{body['id']}/metadata")]))
+    again = api.call("POST", "/stacks", json={"assetIds": [listed["b.jpg"]["id"], listed["c.jpg"]["id"]]})
+    code, answer = status_and_body(api, "DELETE", f"/stacks/{again['id']}/assets/{listed['b.jpg']['id']}")
+    seen.append(("stack primary cannot leave", code, answer["message"]))
+    seen.append(("stack member leaves", status_and_body(api, "DELETE", f"/stacks/{again['id']}/assets/{listed['c.jpg']['id']}")[0],
+                 api.asset(listed["c.jpg"]["id"])["stack"]))
+    code, answer = status_and_body(api, "DELETE", f"/stacks/{again['id']}/assets/{listed['c.jpg']['id']}")
+    seen.append(("stack member leaves again", code, answer["message"]))
+    wait_idle(api)  # the upload's dimensions are known once Immich read it: edits and faces need them
+    api.call("PUT", f"/assets/{body['id']}/edits", json={"edits": [
+        {"action": "crop", "parameters": {"x": 1, "y": 2, "width": 30, "height": 20}}]})
+    seen.append(("edits removed", status_and_body(api, "DELETE", f"/assets/{body['id']}/edits")[0],
+                 api.get(f"/assets/{body['id']}/edits")["edits"]))
+    seen.append(("no edits is not an edit", status_and_body(api, "PUT", f"/assets/{body['id']}/edits", json={"edits": []})[0]))
+    person = api.call("POST", "/people", json={"name": f"contract {seed}"})
+    api.call("POST", "/faces", json={"assetId": body["id"], "personId": person["id"], "x": 10, "y": 10, "width": 20,
+                                      "height": 20, "imageWidth": 100, "imageHeight": 100})
+    face, = api.get("/faces", params={"id": body["id"]})
+    seen.append(("face deleted for good", status_and_body(api, "DELETE", f"/faces/{face['id']}", json={"force": True})[0],
+                 api.get("/faces", params={"id": body["id"]})))
+
     seen.append(("unknown asset", status_and_body(api, "GET", f"/assets/{uuid.uuid4()}")))
     code, bad = status_and_body(api, "GET", "/assets/not-a-uuid")
     seen.append(("malformed id", (code, bad["message"])))

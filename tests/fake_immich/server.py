@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote, parse_qs, urlsplit
 
 from tests.fake_immich import render
 from tests.fake_immich.blobs import Blob
@@ -86,21 +86,27 @@ ROUTES = [
     Route("HEAD", "/assets/{id}/original", "original", "asset.download"),  # Express answers HEAD for GET routes
     Route("GET", "/assets/{id}/metadata", "get_metadata", "asset.read"),
     Route("PUT", "/assets/{id}/metadata", "put_metadata", "asset.update"),
+    Route("DELETE", "/assets/{id}/metadata/{key}", "delete_metadata_key", "asset.update"),
     Route("GET", "/assets/{id}/edits", "get_edits", "asset.edit.get", feature="edits"),
     Route("PUT", "/assets/{id}/edits", "put_edits", "asset.edit.create", feature="edits"),
+    Route("DELETE", "/assets/{id}/edits", "delete_edits", "asset.edit.delete", feature="edits"),
     Route("POST", "/trash/restore/assets", "restore", "asset.delete"),
     Route("GET", "/albums", "albums", "album.read"),
     Route("GET", "/albums/{id}", "album", "album.read"),
     Route("PATCH", "/albums/{id}", "update_album", "album.update"),
     Route("PUT", "/albums/{id}/assets", "album_add", "albumAsset.create"),
+    Route("DELETE", "/albums/{id}/assets", "album_remove", "albumAsset.delete"),
     Route("GET", "/tags", "tags", "tag.read"),
     Route("PUT", "/tags/assets", "tag_assets", "tag.asset"),
+    Route("DELETE", "/tags/{id}/assets", "tag_remove", "tag.asset"),
     Route("GET", "/stacks/{id}", "stack", "stack.read"),
     Route("POST", "/stacks", "create_stack", "stack.create"),
     Route("PUT", "/stacks/{id}", "update_stack", "stack.update"),
+    Route("DELETE", "/stacks/{id}/assets/{assetId}", "stack_remove_asset", "stack.update"),
     Route("GET", "/faces", "faces", "face.read"),
     Route("POST", "/faces", "create_face", "face.create"),
     Route("PUT", "/faces/{id}", "reassign_face", "face.update"),
+    Route("DELETE", "/faces/{id}", "delete_face", "face.delete"),
     Route("GET", "/people/{id}/statistics", "person_statistics", "person.statistics"),
     Route("PUT", "/people/{id}", "update_person", "person.update"),
     Route("GET", "/shared-links", "shared_links", "sharedLink.read"),
@@ -264,6 +270,7 @@ class Handler(BaseHTTPRequestHandler):
                     if f.action == "kill_after" and fake.on_kill:
                         fake.on_kill()
                 raise Dropped()
+            self.drain_body()  # Immich's body parser reads every body, used or not (keep-alive depends on it)
             status, body = result if isinstance(result, tuple) else (200, result)
             entry.status = status
             if isinstance(body, Stream):
@@ -920,6 +927,12 @@ class Routes:
         return [{"key": k, "value": v, "updatedAt": render.iso(t)} for k, (v, t) in asset.metadata.items()]
 
     @staticmethod
+    def delete_metadata_key(world: World, call: Call):
+        asset = _asset_of(world, call, call.params["id"], "asset.update")
+        asset.metadata.pop(unquote(call.params["key"]), None)
+        return 204, None
+
+    @staticmethod
     def get_metadata(world: World, call: Call):
         return Routes._items(_asset_of(world, call, call.params["id"]))
 
@@ -954,11 +967,19 @@ class Routes:
     def put_edits(world: World, call: Call):
         asset = _asset_of(world, call, call.params["id"], "asset.update")
         edits = call.json().get("edits", [])
+        if not edits:  # editing.dto.ts: min(1); DELETE /assets/{id}/edits removes them
+            raise ApiError(400, "Validation failed", [{"code": "too_small", "path": ["edits"], "message": "Too small"}])
         for edit in edits:
             if edit.get("action") not in ("crop", "rotate", "mirror"):
                 raise ApiError(400, "Validation failed", [{"code": "invalid_value", "path": ["edits", "action"], "message": "Invalid option"}])
         asset.edits = [{"id": new_id(), "action": e["action"], "parameters": e["parameters"]} for e in edits]
         return {"assetId": asset.id, "edits": asset.edits}
+
+    @staticmethod
+    def delete_edits(world: World, call: Call):
+        asset = _asset_of(world, call, call.params["id"], "asset.update")
+        asset.edits = []
+        return 204, None
 
     # --- albums, tags, stacks --------------------------------------------------------------------
 
@@ -1003,6 +1024,40 @@ class Routes:
             else:
                 album.asset_ids.append(asset_id)
                 results.append({"id": asset_id, "success": True})
+        return results
+
+    @staticmethod
+    def album_remove(world: World, call: Call):
+        """album.service.ts removeAssets: per id, removed or "not_found"; a removed cover is re-picked
+        (updateThumbnails)."""
+        album = world.albums.get(call.params["id"])
+        if album is None or album.users.get(call.user.id) not in ("owner", "editor"):
+            raise ApiError(400, "Not found or no albumAsset.delete access")
+        results = []
+        for asset_id in call.json().get("ids", []):
+            if asset_id in album.asset_ids:
+                album.asset_ids.remove(asset_id)
+                results.append({"id": asset_id, "success": True})
+            else:
+                results.append({"id": asset_id, "success": False, "error": "not_found"})
+        world.update_thumbnails()
+        return results
+
+    @staticmethod
+    def tag_remove(world: World, call: Call):
+        """tag.service.ts removeAssets: per id, removed or "not_found"; the sidecar is written again."""
+        tag = world.tags.get(call.params["id"])
+        if tag is None or tag.owner_id != call.user.id:
+            raise ApiError(400, "Not found or no tag.asset access")
+        results = []
+        for asset_id in call.json().get("ids", []):
+            asset = world.assets.get(asset_id)
+            if asset is not None and asset.owner_id == call.user.id and tag.id in asset.tag_ids:
+                asset.tag_ids.remove(tag.id)
+                world.tags_changed(asset)
+                results.append({"id": asset_id, "success": True})
+            else:
+                results.append({"id": asset_id, "success": False, "error": "not_found"})
         return results
 
     @staticmethod
@@ -1054,6 +1109,20 @@ class Routes:
             stack.primary_asset_id = primary
         return Routes._stack(world, stack)
 
+    @staticmethod
+    def stack_remove_asset(world: World, call: Call):
+        """stack.service.ts removeAsset: 400 when the asset is not in the stack, or is its primary."""
+        stack = world.stacks.get(call.params["id"])
+        if stack is None or stack.owner_id != call.user.id:
+            raise ApiError(400, "Not found or no stack.update access")
+        asset = world.assets.get(call.params["assetId"])
+        if asset is None or asset.stack_id != stack.id:
+            raise ApiError(400, "Asset not in stack")
+        if stack.primary_asset_id == asset.id:
+            raise ApiError(400, "Cannot remove stack's primary asset")
+        asset.stack_id = None
+        return 204, None
+
     # --- faces and people --------------------------------------------------------------------------
 
     @staticmethod
@@ -1078,6 +1147,18 @@ class Routes:
         if person.feature_face_id is None:
             person.feature_face_id = face.id
         return 201, None
+
+    @staticmethod
+    def delete_face(world: World, call: Call):
+        """person.service.ts deleteFace: for good with force, else soft-deleted (gone from listings alike)."""
+        face = world.faces.get(call.params["id"])
+        if face is None or face.asset_id not in world.assets or world.assets[face.asset_id].owner_id != call.user.id:
+            raise ApiError(400, "Not found or no face.delete access")
+        del world.faces[face.id]
+        for person in world.people.values():
+            if person.feature_face_id == face.id:
+                person.feature_face_id = None
+        return 204, None
 
     @staticmethod
     def reassign_face(world: World, call: Call):
