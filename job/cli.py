@@ -17,7 +17,7 @@ from job.immich.client import ImmichClient
 from job.immich.http import Transport
 from job.metrics import Gateway, Metrics
 from job.report import Report
-from job.run import planner
+from job.run import audit, planner, undoer
 from job.run.runner import Runner
 from job.run.crew import assemble
 from job.run.signals import Signals
@@ -26,6 +26,8 @@ from job.settings import Settings, SettingsError, load_settings
 from job.terminal import Progress, emit_summary, observer_for
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
+AUDITS = ("verify", "undo", "undo-plan")  # commands about moves already made
+READ_ONLY = ("plan", "verify", "undo-plan")  # the transport refuses every changing request
 log = logging.getLogger("ext2int")
 
 DESCRIPTION = """\
@@ -37,17 +39,20 @@ commands:
   plan       what `run` would do, changing nothing
   libraries  the libraries this API key can see, and whether it may migrate them
   serve      stay up, run on EXT2INT_SCHEDULE, serve /metrics
+  verify     prove again every moved asset's bytes and curation, changing nothing
+  undo       take moves back while Immich's trash holds their external assets (undo-plan: preview it)
 
 Configuration comes from environment variables only (IMMICH_URL, IMMICH_API_KEY, EXT2INT_*): see README.md.
-exit codes: 0 done, 1 some assets failed, 2 configuration or usage error, 3 server unreachable, not
-Immich, too old, or the key refused."""
+exit codes: 0 done, 1 some assets failed (verify: some copy is damaged), 2 configuration or usage error,
+3 server unreachable, not Immich, too old, or the key refused."""
 
 
 def main(argv: list[str] | None = None, clock: Clock = SYSTEM) -> int:
     """`clock` is the seam through which tests pass time (see job/clock.py). Everything runs inside the
     secrets guard (job/secrets.py): no output of any kind holds the API key or a URL's password."""
     parser = argparse.ArgumentParser(prog="ext2int", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "plan", "libraries", "serve"])
+    parser.add_argument("command", nargs="?", default="run",
+                        choices=["run", "plan", "libraries", "serve", "verify", "undo", "undo-plan"])
     parser.add_argument("--version", action="version", version=f"immich-ext2int {__version__}")
     args = parser.parse_args(argv)
     with secrets.guarded(os.environ):
@@ -74,10 +79,14 @@ def command(name: str, clock: Clock) -> int:
         return list_libraries(settings)
     metrics = Metrics()
     signals = Signals(settings)
-    gateway = gateway_for(settings, metrics) if name == "run" else None
-    push(gateway, lambda: gateway.running())
+    gateway = gateway_for(settings, metrics) if name in ("run", *AUDITS) else None
+    if name == "run":
+        push(gateway, lambda: gateway.running())
     result = execute(settings, name, metrics, signals, clock)
-    push(gateway, lambda: gateway.replace(metrics.exposed))  # a run that could not start is a run Grafana should see
+    if name == "run":
+        push(gateway, lambda: gateway.replace(metrics.exposed))  # a run that could not start is a run Grafana should see
+    elif not isinstance(result, int):
+        push(gateway, lambda: gateway.add(metrics.audit_registry()))  # the runs' metrics stay as they are
     if isinstance(result, int):
         return result
     report = result
@@ -131,7 +140,7 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
     whatever its end, is recorded in `metrics` before its summary line is logged."""
     crew = None
     try:
-        crew = assemble(settings, command, lambda key: open_client(settings, key, read_only=command == "plan", clock=clock))
+        crew = assemble(settings, command, lambda key: open_client(settings, key, read_only=command in READ_ONLY, clock=clock))
         metrics.server_version(str(crew.lead.caps.version))
         for problem in crew.problems:
             print(f"ext2int: {problem}", file=sys.stderr)
@@ -155,6 +164,10 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
                            for k in crew.keyholders), settings.delete.value)
         if command == "plan":
             report = planner.plan(runner)
+        elif command == "verify":
+            report = audit.verify(runner, runner.observer.on_outcome)
+        elif command in ("undo", "undo-plan"):
+            report = undoer.undo(runner, dry_run=command == "undo-plan", on_outcome=runner.observer.on_outcome)
         else:
             if progress:
                 progress.start(min(settings.batch_size, sum(runner.remaining().values())))
@@ -182,6 +195,8 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
     report.requests = {"total": sum(t.total_requests for t in transports), "mutating": sum(t.mutating_requests for t in transports)}
     if command == "run":
         metrics.record_run(report, report.requests["total"])
+    elif command in AUDITS:
+        metrics.record_audit(report)
     emit_summary(report, settings, command)
     return report
 

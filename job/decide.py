@@ -78,9 +78,11 @@ class Scope:
 
 
 def decide(source: Asset, *, scope: Scope, delete_mode: DeleteMode, entry: dict | None = None,
-           video: Asset | None = None, video_expected: bool = False, stills: list[Asset] | None = None) -> Decision:
+           video: Asset | None = None, video_expected: bool = False, stills: list[Asset] | None = None,
+           move_undone: bool = False) -> Decision:
     """What to do with `source` (and its live-photo `video`, when it is a still with one). For a hidden
-    video that no listed still points at, `stills` are the stills that use it as their video."""
+    video that no listed still points at, `stills` are the stills that use it as their video. An asset
+    whose move `ext2int undo` took back stays, unless `move_undone`."""
     if source.ownerId != scope.user_id:
         return skip(Skip.OTHER_OWNER)
     if not source.is_external:
@@ -105,6 +107,8 @@ def decide(source: Asset, *, scope: Scope, delete_mode: DeleteMode, entry: dict 
             return skip(Skip.LIVE_STILL_TRASHED)
         return hold(Hold.LIVE_STILL_ELSEWHERE, *(f"{s.originalPath} uses it as its video" for s in live))
     state = journal.state_of(entry)
+    if state in (journal.State.UNDOING, journal.State.UNDONE):
+        return MOVE if move_undone and state is journal.State.UNDONE else skip(Skip.UNDONE)
     if journal.journal_matches(entry, source):
         if state is journal.State.LOOP:
             return skip(Skip.REIMPORT_LOOP)

@@ -32,6 +32,8 @@ class State(str, Enum):
     KEPT = "kept"  # done with EXT2INT_DELETE=keep
     LOOP = "loop"  # a re-import of a file already moved (Immich could not delete it)
     HELD = "held"  # a relation or a conflict holds it; the target holds the bytes
+    UNDOING = "undoing"  # `ext2int undo` is taking the move back (a killed undo finishes it next time)
+    UNDONE = "undone"  # `ext2int undo` took the move back: runs leave it (unless EXT2INT_MOVE_UNDONE)
 
 
 def ours(key: str) -> bool:
@@ -90,11 +92,29 @@ def upload_provenance(source: Asset, at: float, run: str) -> dict[str, Any]:
     return {"source": source.id, "library": source.libraryId, "path": source.originalPath, "at": stamp(at), "run": run}
 
 
-def provenance(before: dict[str, Any] | None, source: Asset, *, sha1: str, size: int, at: float, run: str) -> dict[str, Any]:
-    """The target's marker with `source` added (replacing an older entry of the same source)."""
-    entries = [e for e in (before or {}).get("sources", []) if e.get("source") != source.id]
+def created_marker(entry: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The marker a target gets with its upload: its one source, and `extra` (what it must hold)."""
+    return {"v": VERSION, "sources": [entry], **(extra or {}), "created": True}
+
+
+def provenance(marker: dict[str, Any] | None, source: Asset, *, sha1: str, size: int, at: float, run: str,
+               expected: dict[str, Any] | None = None, created: bool | None = None,
+               before: dict[str, Any] | None = None, restored: bool = False) -> dict[str, Any]:
+    """The target's marker with `source` added (replacing an older entry of the same source), and what
+    undo and verify need: the record the target was verified to hold (`expected`), whether the job made
+    the target (`created`), and for an internal asset that existed before, its record before the job's
+    first write (`before`: the first one written stays). Markers without them (older versions) still
+    read: verify then proves the bytes alone, undo says what it cannot take back."""
+    entries = [e for e in (marker or {}).get("sources", []) if e.get("source") != source.id]
     entries.append({**upload_provenance(source, at, run), "sha1": sha1, "size": size})
-    return {"v": VERSION, "sources": entries[-MAX_PROVENANCE_SOURCES:]}
+    out = {"v": VERSION, "sources": entries[-MAX_PROVENANCE_SOURCES:]}
+    for key, value in (("expected", expected), ("created", created), ("before", before), ("restored", restored or None)):
+        kept = (marker or {}).get(key)
+        if key in ("before", "restored") and kept is not None:
+            value = kept
+        if value is not None or kept is not None:
+            out[key] = value if value is not None else kept
+    return out
 
 
 def made_for(marker: dict[str, Any] | None, source_ids: list[str]) -> bool:

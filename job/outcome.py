@@ -26,6 +26,12 @@ class Kind(str, Enum):
     SKIPPED = "skipped"
     FAILED = "failed"
     PLANNED = "planned"  # plan only
+    # verify only: a moved asset's internal copy, proven again
+    VERIFIED = "verified"  # its bytes hold, and what was carried
+    CHANGED = "changed"  # its bytes hold; its curation changed since the move (a user's edit, most likely)
+    DAMAGED = "damaged"  # its bytes are not the ones moved, or it is gone
+    # undo only
+    UNDONE = "undone"  # the external asset is back, what the move made or added is taken back
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,12 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.SKIPPED: KindInfo("skipped", logging.INFO, False),
     Kind.FAILED: KindInfo("failed", logging.WARNING, False),
     Kind.PLANNED: KindInfo("would move", logging.INFO, False),
+    Kind.VERIFIED: KindInfo("verified", logging.INFO, False),
+    Kind.CHANGED: KindInfo("changed since the move", logging.INFO, False),
+    Kind.DAMAGED: KindInfo("damaged", logging.WARNING, False),
+    Kind.UNDONE: KindInfo("undone", logging.INFO, False),
 }
+RUN_KINDS = (Kind.UPLOADED, Kind.MERGED, Kind.HELD, Kind.WAITING, Kind.SKIPPED, Kind.FAILED)  # what a move ends as
 assert set(KINDS) == set(Kind)
 
 
@@ -73,6 +84,8 @@ class Skip(Reason):
         "library scan imported it again. Give Immich write access to the folder, or add an exclusion pattern for the "
         "file in the library's settings, then delete this external asset")
     CLAIMED = "claimed", "another run of ext2int is moving it right now (its claim expires by itself if that run died)"
+    UNDONE = "undone", ("`ext2int undo` took its move back: it stays external. Set EXT2INT_MOVE_UNDONE=true for a run to "
+                        "move it again")
 
 
 class Hold(Reason):
@@ -97,6 +110,9 @@ class Hold(Reason):
     CONFLICT = "conflict", (
         "the external asset and the internal asset holding its bytes have different values for the same field: "
         "change one in Immich so they agree, or choose a policy with EXT2INT_ON_CONFLICT")
+    CURATED_SINCE = "curated_since", (
+        "undo: the internal copy was curated since the move (see the details): it stays beside the restored external "
+        "asset; delete it in Immich if it should go")
     FILE_CHANGED = "file_changed", (
         "the file changed on disk after its bytes were copied: it stays. After Immich's next library scan, a run "
         "moves the new version")

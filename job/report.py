@@ -72,7 +72,8 @@ class Report:
     def exit_code(self) -> int:
         """0 all done, 1 some assets failed or a key could not be used, 3 Immich failed a call the whole run
         depends on (see cli)."""
-        return 3 if self.server_failed else 1 if self.failed or self.key_problems else 0
+        damaged = any(o.kind is Kind.DAMAGED for o in self.outcomes)
+        return 3 if self.server_failed else 1 if self.failed or self.key_problems or damaged else 0
 
     # --- rendering ------------------------------------------------------------------------------
 
@@ -146,6 +147,17 @@ class Report:
                    f"{self.live_photos} live photos), "
                    f"{human_bytes(sum(o.bytes for o in planned))}, touching {self.albums_touched} albums; "
                    f"{counts.get('held', 0)} held, {counts.get('skipped', 0)} skipped")
+        elif self.command == "verify":
+            yield (f"verify: {counts.get('verified', 0)} internal copies hold, {counts.get('changed', 0)} changed since "
+                   f"the move, {counts.get('damaged', 0)} damaged")
+        elif self.command in ("undo", "undo-plan"):
+            done = "would take back" if self.command == "undo-plan" else "took back"
+            yield (f"{self.command}: {done} {counts.get('undone', 0) or counts.get('planned', 0)} moves; "
+                   f"{counts.get('held', 0)} held, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed")
+            for o in self.outcomes:
+                if o.kind in (Kind.PLANNED, Kind.UNDONE):
+                    yield f"  {o.path}: {o.plan or o.reason}"
+                    yield from (f"      {d}" for d in o.differences)
         else:
             yield (f"{self.command}: {self.moved_assets} assets moved ({counts.get('uploaded', 0)} uploaded, "
                    f"{counts.get('merged', 0)} merged into existing internal assets), {counts.get('held', 0)} held, "
@@ -167,6 +179,8 @@ class Report:
                 yield f"waiting {o.path}: {o.reason}"
             elif o.kind is Kind.SKIPPED and self.command != "plan":
                 yield f"skipped {o.path}: {o.reason_text}"
+            elif o.kind in (Kind.CHANGED, Kind.DAMAGED):
+                yield f"{o.kind.value.upper() if o.kind is Kind.DAMAGED else o.kind.value} {o.path}: {o.reason}"
             else:
                 continue
             if self.command != "plan":

@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from job.record import Policy
 from job.values import (
     DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, cron_expression,
-    key_from_file, keys_from_dir, parse_duration, writable_file,
+    key_from_file, keys_from_dir, parse_duration, share, writable_file,
 )
 
 __all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "SettingsError", "Switch", "load_settings",
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     claim_wait: Annotated[float, NoDecode] = Field(default=2.0, validation_alias="EXT2INT_CLAIM_WAIT")
     claim_ttl: Annotated[float, NoDecode] = Field(default=1800.0, validation_alias="EXT2INT_CLAIM_TTL")
     report_path: Path | None = Field(default=None, validation_alias="EXT2INT_REPORT")
+    run_id: UUID | None = Field(default=None, validation_alias="EXT2INT_RUN_ID")  # verify, undo: one run's moves
+    verify_hash: Annotated[float, NoDecode] = Field(default=0.0, validation_alias="EXT2INT_VERIFY_HASH")
+    move_undone: bool = Field(default=False, validation_alias="EXT2INT_MOVE_UNDONE")
 
     schedule: str | None = Field(default=None, validation_alias="EXT2INT_SCHEDULE")
     timezone: str | None = Field(default=None, validation_alias=_env("EXT2INT_TIMEZONE", "TZ"))
@@ -179,6 +182,11 @@ class Settings(BaseSettings):
     @classmethod
     def _pushgateway(cls, value: str | None) -> str | None:
         return base_url(value, "http://pushgateway:9091") if value else value
+
+    @field_validator("verify_hash", mode="before")
+    @classmethod
+    def _verify_hash(cls, value: object) -> float:
+        return share(value)
 
     @field_validator("report_path")
     @classmethod

@@ -97,9 +97,12 @@ def stream_to_upload(
     visibility: str | None,
     live_photo_video_id: str | None = None,
     marker: dict | None = None,
+    marker_extra: dict | None = None,
     on_bytes=None,
 ) -> Transferred:
-    """Download `source`'s original and upload it as an internal asset in the same pass."""
+    """Download `source`'s original and upload it as an internal asset in the same pass. `marker`: the
+    source's provenance entry, sent with the upload (with the bytes' SHA-1 and size); `marker_extra`:
+    more of the provenance (journal.created_marker)."""
     with client.open_original(source.id) as response:
         length = expected_length(response, source)
         reader = HashingReader(response.raw, length, on_bytes)
@@ -107,10 +110,10 @@ def stream_to_upload(
         if marker is not None and length is not None:
             # provenance with the bytes' SHA-1 (28 base64 characters), filled in once they are sent
             entry = {**marker, "sha1": _PLACEHOLDER, "size": length}
-            template = json.dumps([{"key": journal.KEY, "value": {"v": journal.VERSION, "sources": [entry]}}])
+            template = json.dumps([{"key": journal.KEY, "value": journal.created_marker(entry, marker_extra)}])
             late = (len(template.encode()), lambda: template.replace(_PLACEHOLDER, reader.sha1))
         elif marker is not None:
-            early = {journal.KEY: {"v": journal.VERSION, "sources": [marker]}}
+            early = {journal.KEY: journal.created_marker(marker, marker_extra)}
         result = client.upload(
             stream=reader,
             length=length,

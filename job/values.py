@@ -168,6 +168,22 @@ def _who_may_read(path: Path) -> str:
             "as 10001), or run ext2int as the file's owner")
 
 
+def share(value: object) -> float:
+    """A share of the assets: 'all', 'none', a fraction (0.1) or a percentage (10%)."""
+    text = str(value).strip().lower()
+    if text in ("all", "1", "100%"):
+        return 1.0
+    if text in ("", "none", "0", "0%"):
+        return 0.0
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise ValueError("must be all, none, a fraction such as 0.1, or a percentage such as 10%")
+    return number
+
+
 def cron_expression(value: str) -> str:
     """Five cron fields that fire at some point (a day no month has never fires)."""
     from apscheduler.triggers.cron import CronTrigger

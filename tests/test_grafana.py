@@ -123,7 +123,8 @@ def by(result: list[dict], *labels: str) -> dict:
 
 
 def check_dashboard(prom: Prometheus, truth: Truth, names: dict[str, str], range_: str, since: int,
-                    last_run_error: bool, histograms: tuple[dict, dict], at: float | None = None) -> None:
+                    last_run_error: bool, histograms: tuple[dict, dict], at: float | None = None,
+                    audits: dict[tuple[str, str], float] | None = None) -> None:
     """Every target of every panel, against the runs since run number `since` (the time range's start)."""
     moved = truth.moved(since)
     left = truth.left()
@@ -178,6 +179,7 @@ def check_dashboard(prom: Prometheus, truth: Truth, names: dict[str, str], range
                                                              and {"read", "upload", "delete"} <= {k[0] for k in quantiles},
         ("Immich queue backlog", "A"): lambda r: one(r) == 0,
         ("Versions", "A"): lambda r: by(r, "version", "immich_version") == {(__version__, "3.1.0"): 1},
+        ("Last verify and undo", "A"): lambda r: by(r, "command", "outcome") == (audits or {}),
     }
     assert set(checks) == {(title, ref) for title, ref, _ in targets()}, "every target of the dashboard is checked"
     wrong = []
@@ -263,6 +265,14 @@ def test_run_once_pushes_make_every_panel_and_alert_true(scene, run_job, fake, m
     assert prom.query(failing.replace("48 * 3600", "0 * 3600")) == [], "the last run succeeded"
     assert prom.query(alerts["ImmichExt2intNoProgress"].replace("72 * 3600", "0 * 3600")) == [], "nothing left to move"
     assert prom.alerts() == [], "no alert on a healthy job"
+
+    # a verify pushes its own counts, and leaves the runs' as they are
+    audit = run_job({**env, "EXT2INT_VERIFY_HASH": "all"}, command="verify")
+    assert audit.code == 0
+    seen_by_prometheus(gateway, prom)
+    check_dashboard(prom, truth, names, "1h", since=0, last_run_error=False, histograms=since(0),
+                    audits={("verify", "verified"): audit.counts()["verified"]})
+    assert audit.counts()["verified"] == truth.moved(), "one copy per moved asset (no live photos here)"
 
 
 def test_a_service_is_scraped_and_tells_the_same_truth(scene, tmp_path):

@@ -210,3 +210,10 @@ def test_the_readme_names_exactly_the_permissions_the_endpoint_table_requires():
     plan_line = text[text.index("`plan` needs only"):].split(". ")[0]
     assert set(re.findall(r"`([a-z]+\.[a-z]+)`", plan_line)) == set(required_permissions("plan", (3, 1, 0), copy=True,
                                                                                            edits=True, delete=True))
+    verify_line = text[text.index("`verify` needs those and"):].split(";")[0]
+    verify = set(required_permissions("verify", (3, 1, 0), copy=True, edits=True, delete=True))
+    plan = set(required_permissions("plan", (3, 1, 0), copy=True, edits=True, delete=True))
+    assert set(re.findall(r"`([a-zA-Z]+\.[a-zA-Z.]+)`", verify_line)) == verify - plan
+    undo_line = text[text.index("`undo` needs what `verify` needs and"):].split(". ")[0]
+    undo = set(required_permissions("undo", (3, 1, 0), copy=True, edits=True, delete=True))
+    assert set(re.findall(r"`([a-zA-Z]+\.[a-zA-Z.]+)`", undo_line)) == undo - verify

@@ -167,6 +167,11 @@ panel("bargauge", "Step durations (p95, time range)", "95th percentile of each s
 panel("timeseries", "Immich queue backlog", "Jobs waiting or active in Immich's heavy queues, as each run last saw "
       "them; runs pause above EXT2INT_QUEUE_THRESHOLD.", [("max(ext2int_immich_queue_backlog_jobs)", "backlog")],
       (0, 30, 18, 7))
+panel("table", "Last verify and undo", "Copies the last `ext2int verify` found verified, changed since the move or "
+      "damaged; moves the last `ext2int undo` took back, held or failed.",
+      [("max by (command, outcome) (ext2int_audit_assets) > 0", "")], (18, 37, 6, 6), no_value="none yet",
+      transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {
+          "command": "Command", "outcome": "Outcome", "Value": "Assets"}}}])
 panel("table", "Versions", "immich-ext2int's version and the Immich server's.",
       [("max by (version, immich_version) (ext2int_build_info)", "")], (18, 30, 6, 7),
       transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True}}}])

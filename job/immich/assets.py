@@ -115,6 +115,9 @@ class AssetCalls:
     def set_edits(self, asset_id: str, edits: list[dict[str, Any]]) -> None:
         self.t.request(E["edits_set"], asset_id, json_body={"edits": edits})
 
+    def remove_edits(self, asset_id: str) -> None:
+        self.t.request(E["edits_delete"], asset_id)
+
     def upsert_metadata(self, items: list[tuple[str, str, dict[str, Any]]], bulk: bool = True) -> list[MetadataItem]:
         """Write key/values [(asset_id, key, value)]; returns what the server stored, for read-back."""
         if bulk:
@@ -129,7 +132,11 @@ class AssetCalls:
             stored.extend(parse_list(MetadataItem, data or [], E["metadata_set"].call))
         return stored
 
+    def delete_metadata_key(self, asset_id: str, key: str) -> None:
+        self.t.request(E["metadata_delete"], asset_id, key)
+
     def delete_assets(self, asset_ids: list[str], *, force: bool) -> None:
         """DELETE /assets. For an external asset deleted for good (now, or when the trash is emptied)
-        Immich deletes its FILE from disk, whatever else points at it. Only the delete gate calls this."""
+        Immich deletes its FILE from disk, whatever else points at it. Only the delete gate calls this
+        (job/move/gate.py: sources after a move, and the copies an undo takes back)."""
         self.t.request(E["delete"], json_body={"ids": asset_ids, "force": force})

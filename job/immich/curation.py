@@ -34,6 +34,9 @@ class CurationCalls:
         for album_id in album_ids:
             self.t.request(E["album_add"], album_id, json_body={"ids": asset_ids})
 
+    def remove_from_album(self, album_id: str, asset_ids: list[str]) -> None:
+        self.t.request(E["album_remove"], album_id, json_body={"ids": asset_ids})
+
     def set_album_cover(self, album_id: str, asset_id: str) -> None:
         self.t.request(E["album_update"], album_id, json_body={"albumThumbnailAssetId": asset_id})
 
@@ -42,12 +45,18 @@ class CurationCalls:
     def tag_assets(self, tag_ids: list[str], asset_ids: list[str]) -> None:
         self.t.request(E["tag_assets"], json_body={"tagIds": tag_ids, "assetIds": asset_ids})
 
+    def untag_assets(self, tag_id: str, asset_ids: list[str]) -> None:
+        self.t.request(E["tag_remove"], tag_id, json_body={"ids": asset_ids})
+
     def stack(self, stack_id: str) -> Stack:
         return parse(Stack, self.t.json(E["stack"], stack_id), E["stack"].call)
 
     def create_stack(self, asset_ids: list[str]) -> Stack:
         """POST /stacks: the first id becomes primary; stacks whose primary is listed are merged in."""
         return parse(Stack, self.t.json(E["stack_create"], json_body={"assetIds": asset_ids}), E["stack_create"].call)
+
+    def remove_from_stack(self, stack_id: str, asset_id: str) -> None:
+        self.t.request(E["stack_remove"], stack_id, asset_id)
 
     def set_stack_primary(self, stack_id: str, primary_asset_id: str) -> None:
         self.t.request(E["stack_update"], stack_id, json_body={"primaryAssetId": primary_asset_id})
@@ -67,6 +76,10 @@ class CurationCalls:
     def reassign_face(self, face_id: str, person_id: str) -> None:
         """PUT /faces/{personId} {id: faceId}: the path names the PERSON, the body the face."""
         self.t.request(E["face_reassign"], person_id, json_body={"id": face_id})
+
+    def delete_face(self, face_id: str) -> None:
+        """For good (force): a face undo takes back is one the job created."""
+        self.t.request(E["face_delete"], face_id, json_body={"force": True})
 
     def person_asset_count(self, person_id: str) -> int:
         data = self.t.json(E["person_statistics"], person_id)

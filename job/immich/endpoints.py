@@ -22,6 +22,7 @@ class Need(Enum):
     NO_COPY = "no-copy"  # run, on older servers, instead of the copy endpoint
     EDITS = "edits"  # run, on servers with edits (2.5+)
     DELETE = "delete"  # run, unless EXT2INT_DELETE=keep
+    UNDO = "undo"  # undo only: taking back what a move added
     OPTIONAL = "optional"  # used when allowed; the job says what it could not do without it
 
 
@@ -109,7 +110,22 @@ ENDPOINTS: dict[str, Endpoint] = {
     "person_update": _e("PUT", "/people/{id}", "person.update", Need.OPTIONAL, retry=True),
     # trashing twice, or deleting what is gone, changes nothing more
     "delete": _e("DELETE", "/assets", "asset.delete", Need.DELETE, retry=True),
+    # undo: each removal is idempotent (removing what is no longer there changes nothing)
+    "album_remove": _e("DELETE", "/albums/{id}/assets", "albumAsset.delete", Need.UNDO, retry=True),
+    "tag_remove": _e("DELETE", "/tags/{id}/assets", "tag.asset", Need.UNDO, retry=True),
+    "metadata_delete": _e("DELETE", "/assets/{id}/metadata/{key}", "asset.update", Need.UNDO, retry=True),
+    "face_delete": _e("DELETE", "/faces/{id}", "face.delete", Need.UNDO, retry=True),
+    "edits_delete": _e("DELETE", "/assets/{id}/edits", "asset.edit.delete", Need.UNDO, retry=True, since=(2, 5, 0)),
+    # a second time answers 400 "Asset not in stack": undo looks before it asks
+    "stack_remove": _e("DELETE", "/stacks/{id}/assets/{assetId}", "stack.update", Need.UNDO),
 }
+
+# What `verify` reads beyond `plan`: a target's whole record, and its bytes when they are hashed again.
+VERIFY = ("original", "faces", "stack", "shared_links", "shared_link", "edits")
+# What `undo` uses beyond `plan`: restoring, trashing, and each way of taking a value back.
+UNDO = ("restore", "delete", "update_assets", "metadata_set", "metadata_bulk", "faces", "stack", "shared_links",
+        "shared_link", "edits", "edits_set", "edits_delete", "album_remove", "album_update", "stack_update",
+        "tag_remove", "metadata_delete", "face_delete", "stack_remove")
 
 
 def find(method: str, api_path: str) -> Endpoint | None:
@@ -136,7 +152,8 @@ def changes(method: str, api_path: str) -> bool:
 
 def required_permissions(command: str, version: tuple[int, int, int], *, copy: bool, edits: bool,
                          delete: bool) -> list[str]:
-    """The permissions a key needs for `command` ('run' or 'plan') on a server of `version`."""
+    """The permissions a key needs for `command` ('run', 'plan', 'verify', 'undo' or 'undo-plan') on a
+    server of `version`."""
     wanted = {Need.READ}
     if command == "run":
         wanted |= {Need.RUN, Need.COPY if copy else Need.NO_COPY}
@@ -144,5 +161,7 @@ def required_permissions(command: str, version: tuple[int, int, int], *, copy: b
             wanted.add(Need.EDITS)
         if delete:
             wanted.add(Need.DELETE)
-    return sorted({e.permission for e in ENDPOINTS.values()
-                   if e.need in wanted and e.permission and version >= e.since})
+    named = {"verify": VERIFY, "undo-plan": VERIFY, "undo": VERIFY + UNDO}.get(command, ())
+    return sorted({e.permission for name, e in ENDPOINTS.items()
+                   if (e.need in wanted or name in named) and e.permission and version >= e.since
+                   and (edits or e.need is not Need.EDITS)})

@@ -18,16 +18,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from job import __version__
 from job.immich.models import Library
-from job.metrics.families import PREFIX, LibraryGauges, Moments, Shelf
+from job.metrics.families import PREFIX, LibraryGauges, Moments, Shelf, _Only
 from job.metrics.pushgateway import Carried, Exposed, Gateway
-from job.outcome import KINDS, Hold, Kind, Outcome, Skip, Stage
+from job.outcome import KINDS, RUN_KINDS, Hold, Kind, Outcome, Skip, Stage
 from job.report import Report
 
 __all__ = ["Gateway", "Metrics", "OUTCOMES", "PREFIX", "REASONS", "stuck"]
 
 disable_created_metrics()  # `_created` series would double every counter and mean nothing across pushes
 
-OUTCOMES = tuple(k.value for k in Kind if k is not Kind.PLANNED)
+OUTCOMES = tuple(k.value for k in RUN_KINDS)
 RESULTS = ("success", "partial", "error")
 # The steps a move times (job/move: each `_step`, and the gate's share of its delete request)
 STEPS = tuple(s.value for s in (Stage.READ, Stage.CLAIM, Stage.UPLOAD, Stage.CARRY, Stage.VERIFY, Stage.GATE,
@@ -43,7 +43,8 @@ assert set(REASONS) == set(OUTCOMES)
 
 # Skips that leave the asset in its library, in Immich's remaining count, until someone acts: "stuck",
 # not "left to move". Trashed and locked assets are not in that count; a claim passes by itself.
-LASTING_SKIPS = frozenset({Skip.OFFLINE, Skip.LIVE_VIDEO_UNAVAILABLE, Skip.EMPTY, Skip.KEPT, Skip.REIMPORT_LOOP})
+LASTING_SKIPS = frozenset({Skip.OFFLINE, Skip.LIVE_VIDEO_UNAVAILABLE, Skip.EMPTY, Skip.KEPT, Skip.REIMPORT_LOOP,
+                           Skip.UNDONE})
 
 
 def stuck(outcome: Outcome) -> bool:
@@ -90,6 +91,10 @@ class Metrics:
         self.waiting = Gauge(f"{PREFIX}_waiting_assets", "Assets copied but not yet deleted: waiting for Immich "
                              "(faces, metadata).", registry=r)
         self.running = Gauge(f"{PREFIX}_run_in_progress", "1 while a run is going.", registry=r)
+        self.audit = Gauge(f"{PREFIX}_audit_assets", "Assets per outcome of the last verify, undo or undo-plan.",
+                           ["command", "outcome"], registry=r)
+        self.audit_time = Gauge(f"{PREFIX}_audit_timestamp_seconds", "When the last verify, undo or undo-plan ended.",
+                                ["command"], registry=r)
         self.info = Info(f"{PREFIX}_build", "Version of immich-ext2int and of the Immich server it talks to.", registry=r)
         self.info.info({"version": __version__, "immich_version": "unknown"})
         for result in RESULTS:
@@ -117,6 +122,10 @@ class Metrics:
             self.libraries.setdefault(labels["library"], Shelf(labels["library"])).stuck = value
         for labels, _ in carried.labelled(f"{PREFIX}_build_info"):  # Immich's version, until a run sees it again
             self.server_version(labels.get("immich_version", "unknown"))
+        for labels, value in carried.labelled(f"{PREFIX}_audit_assets"):
+            self.audit.labels(labels["command"], labels["outcome"]).set(value)
+        for labels, value in carried.labelled(f"{PREFIX}_audit_timestamp_seconds"):
+            self.audit_time.labels(labels["command"]).set(value)
         for gauge in (self.waiting, self.backlog):  # as last seen, until a run sees them again
             value = carried.gauge(gauge._name)
             if value is not None:
@@ -139,6 +148,8 @@ class Metrics:
     # --- live hooks (called from worker threads) ------------------------------------------------
 
     def on_outcome(self, outcome: Outcome) -> None:
+        if outcome.kind not in RUN_KINDS:
+            return  # verify and undo count in ext2int_audit_assets, at their end
         self.assets.labels(outcome.library_id, outcome.kind.value, outcome.label).inc(outcome.assets)
         if KINDS[outcome.kind].final:
             self.bytes.inc(outcome.bytes)
@@ -161,7 +172,7 @@ class Metrics:
         self._zero_last_run(report.libraries)
         stuck_in: dict[str, int] = {}
         for o in report.outcomes:
-            if o.kind is Kind.PLANNED:
+            if o.kind not in RUN_KINDS:
                 continue
             self.last_assets.labels(o.library_id, o.kind.value, o.label).inc(o.assets)
             if stuck(o):
@@ -176,6 +187,12 @@ class Metrics:
             shelf.remaining, shelf.stuck = left, min(left, stuck_in.get(library, 0))
         result = "error" if report.server_failed else "partial" if report.failed else "success"
         self._ended(result, time.time() if now is None else now, moved=report.moved_assets > 0)
+
+    def record_audit(self, report: Report, now: float | None = None) -> None:
+        """A verify, undo or undo-plan ended: its counts per outcome replace the last one's."""
+        for kind in Kind:
+            self.audit.labels(report.command, kind.value).set(report.assets(kind))
+        self.audit_time.labels(report.command).set(time.time() if now is None else now)
 
     def record_error(self, now: float | None = None) -> None:
         """A run that could not start: it moved nothing, and it failed. What it could not see (assets
@@ -205,6 +222,12 @@ class Metrics:
             self.failing_since.value = now
 
     # --- exposition -----------------------------------------------------------------------------
+
+    def audit_registry(self) -> CollectorRegistry:
+        """Only the last verify's and undo's gauges: what such a command pushes (the rest is the runs')."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Only([self.audit, self.audit_time]))
+        return registry
 
     def serve(self, port: int, addr: str = "0.0.0.0"):
         return start_http_server(port, addr=addr, registry=self.exposed)

@@ -69,3 +69,14 @@ class Moments(Collector):
                 family = Metric(m.name, m.documentation, "gauge")
                 family.add_sample(m.name, {}, m.value)
                 yield family
+
+
+class _Only(Collector):
+    """Some metrics of a registry, alone (what a command pushes without touching the rest of a group)."""
+
+    def __init__(self, metrics: list):
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.metrics:
+            yield from metric.collect()

@@ -30,7 +30,7 @@ JOB = "immich-ext2int"
 CARRIED_GAUGES = frozenset(f"{PREFIX}_{name}" for name in (
     "last_success_timestamp_seconds", "failing_since_timestamp_seconds", "last_run_timestamp_seconds",
     "last_progress_timestamp_seconds", "remaining_assets", "stuck_assets", "library_info", "waiting_assets",
-    "immich_queue_backlog_jobs", "build_info",
+    "immich_queue_backlog_jobs", "build_info", "audit_assets", "audit_timestamp_seconds",
 ))
 COUNTING = ("counter", "histogram")
 
@@ -120,6 +120,10 @@ class Gateway:
     def replace(self, registry: CollectorRegistry) -> None:
         """The whole group becomes `registry`'s samples (PUT)."""
         push_to_gateway(self.url, job=JOB, registry=registry, timeout=self.timeout, handler=self._handler())
+
+    def add(self, registry: CollectorRegistry) -> None:
+        """`registry`'s families replace their namesakes in the group; the rest stays as it is (POST)."""
+        pushadd_to_gateway(self.url, job=JOB, registry=registry, timeout=self.timeout, handler=self._handler())
 
     def running(self) -> None:
         """A run started: `ext2int_run_in_progress 1`, the rest of the group as it is (POST)."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from job import journal
+from job import journal, ledger
 from job.clock import SYSTEM
 from job.decide import Action, Decision, decide, moves_with
 from job.immich import errors
@@ -26,6 +26,7 @@ from job.move.context import Member, Pending, RunContext, StepFailed, Unit, Wait
 from job.move.gate import Gate
 from job.move.verify import settle_and_verify
 from job.outcome import Hold, Kind, Outcome, Skip, Stage
+from job.record import record_of
 from job.settings import DeleteMode
 
 
@@ -79,6 +80,7 @@ class Mover:
             video = read.maybe_asset(ctx, video_id) if video_id else None
             lone = still.asset.type == "VIDEO" and still.asset.visibility == "hidden" and ctx.live_stills
             decision = decide(still.asset, scope=ctx.scope, delete_mode=ctx.settings.delete, entry=still.marker(),
+                              move_undone=ctx.settings.move_undone,
                               video=video, video_expected=video_id is not None,
                               stills=ctx.live_stills().get(still.asset.id, []) if lone else None)
             if decision.action in (Action.SKIP, Action.HOLD):
@@ -109,7 +111,8 @@ class Mover:
                 for member in members:  # the video half first: the still links to it
                     if member.role == "still" and members[0].role == "video":
                         member.live_target = members[0].target_id
-                    bring.bring(ctx, member)
+                    alone = len(member.sources) == 1  # then a new target must hold the source's own record
+                    bring.bring(ctx, member, ledger.to_json(record_of(member.source, pending.ids.source)) if alone else None)
                     if bring.reimport_loop(ctx, member):
                         bring.write_journals(ctx, [member], journal.State.LOOP)
                         claim.release(ctx, pending.claim, ids)
@@ -154,6 +157,7 @@ class Mover:
                 return outcome.hold(Hold.CONFLICT, *conflicts)
             for member, (expected, before, _) in zip(members, plans):
                 member.expected = expected
+                bring.restore(ctx, member)  # a twin in the trash comes out only now: nothing holds the unit
                 carry.carry(ctx, member, before, pending.ids)
         with self._step(outcome, stage, Stage.VERIFY):
             for member in members:

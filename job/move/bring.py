@@ -27,25 +27,27 @@ def from_journal(ctx: RunContext, member: Member, *states: journal.State) -> Ass
     return target
 
 
-def bring(ctx: RunContext, member: Member) -> None:
-    """Fill in `member`'s target and the proof of its bytes."""
+def bring(ctx: RunContext, member: Member, expected: dict | None = None) -> None:
+    """Fill in `member`'s target and the proof of its bytes. `expected`: what a new target must hold (the
+    source's record, as JSON), sent with the upload in its provenance."""
     source = member.source
     target = from_journal(ctx, member, journal.State.COPIED, journal.State.KEPT, journal.State.HELD)
     if target is not None:
-        restore_if_trashed(ctx, target)
+        restore_if_trashed(ctx, target, member)
         return
 
     def attempt() -> Transferred:
         return stream_to_upload(ctx.client, source.asset, visibility=source.asset.visibility,
                                 live_photo_video_id=member.live_target, on_bytes=ctx.on_bytes,
-                                marker=journal.upload_provenance(source.asset, ctx.clock.time(), ctx.run_id))
+                                marker=journal.upload_provenance(source.asset, ctx.clock.time(), ctx.run_id),
+                                marker_extra={"expected": expected} if expected is not None else None)
 
     try:
         sent = with_retries(attempt, ctx.settings.transfer_retries, ctx.clock, stop=ctx.hard_stop.is_set)
     except errors.TruncatedTransfer as exc:
         raise StepFailed(Stage.DOWNLOAD, str(exc)) from None
     member.target_id, member.sha1, member.size, member.etag = sent.result.id, sent.sha1, sent.size, sent.etag
-    member.transferred, member.proven_at = True, ctx.clock.monotonic()
+    member.transferred, member.proven_at, member.sent_expected = True, ctx.clock.monotonic(), expected
     if sent.result.status == "created":
         # Immich computed the new asset's checksum from the very bytes we hashed: the first verify read
         # proves it (checksum and size) before anything is deleted.
@@ -59,7 +61,7 @@ def bring(ctx: RunContext, member: Member) -> None:
     member.created = journal.made_for(member.marker, member.ids)
     if member.created:
         member.marker = None
-    restore_if_trashed(ctx, target)
+    restore_if_trashed(ctx, target, member)
 
 
 def _journal_target(ctx: RunContext, entry: dict) -> Asset | None:
@@ -90,11 +92,18 @@ def disproof(ctx: RunContext, target: Asset, sha1: str, size: int, source: Asset
     return ""
 
 
-def restore_if_trashed(ctx: RunContext, target: Asset) -> None:
+def restore_if_trashed(ctx: RunContext, target: Asset, member: Member) -> None:
     """A duplicate in the trash would vanish when the trash is emptied: the photo was visible as an
-    external asset, so it must stay visible."""
-    if target.isTrashed:
-        ctx.client.restore([target.id])
+    external asset, so it must stay visible. The move restores it once nothing holds the unit (phase two,
+    `restore`), so that a held unit leaves the trash as it was; its provenance then says so (an undo puts
+    it back)."""
+    member.in_trash = target.isTrashed
+
+
+def restore(ctx: RunContext, member: Member) -> None:
+    if member.in_trash:
+        ctx.client.restore([member.target_id])
+        member.in_trash, member.restored = False, True
 
 
 def reimport_loop(ctx: RunContext, member: Member) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from job import journal
+from job import journal, ledger
 from job.facts import Facts
 from job.move import faces, read
 from job.move.context import Identity, Member, RunContext
@@ -37,13 +37,21 @@ def carry(ctx: RunContext, member: Member, before: Facts | None, ids: Identity) 
     target = member.target_id
     kv = {m.key: m.value for f in member.sources for m in f.metadata or () if not journal.ours(m.key)}
     writes = [(target, k, v) for k, v in sorted(kv.items())]
-    # A new asset got its provenance with its upload; a merge target gets each source added to its list.
-    if not (member.created and (member.provenance or not member.transferred)):
-        marker = member.marker
+    # A new asset got its provenance with its upload (what it must hold included); a merge target gets
+    # each source added to its list, with its own record before the job's first write to it: that
+    # marker is written before anything else, so that an undo knows what was there before.
+    expected = ledger.to_json(member.expected)
+    sent = member.created and (member.provenance and member.sent_expected == expected or not member.transferred)
+    if not sent:
+        marker, prior = member.marker, None if member.created else ledger.to_json(record_of(before, ids.target))
         for f in member.sources:
-            marker = journal.provenance(marker, f.asset, sha1=member.sha1, size=member.size,
-                                        at=ctx.clock.time(), run=ctx.run_id)
-        writes.append((target, journal.KEY, marker))
+            marker = journal.provenance(marker, f.asset, sha1=member.sha1, size=member.size, at=ctx.clock.time(),
+                                        run=ctx.run_id, expected=expected, created=member.created, before=prior,
+                                        restored=member.restored)
+        if member.created:
+            writes.append((target, journal.KEY, marker))
+        else:
+            ctx.client.upsert_metadata([(target, journal.KEY, marker)], bulk=ctx.caps.bulk_metadata)
     first = None
     if ctx.caps.copy:
         baseline = record_of(before, ids.target) if before else Record()

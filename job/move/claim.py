@@ -35,14 +35,17 @@ SLOW_TRANSFER = 1024 * 1024  # bytes per second a claim allows for, so that a hu
 
 
 def take(ctx: RunContext, ids: list[str], unit: str, size: int = 0,
-         known: tuple[float, dict[str, tuple[MetadataItem, ...]]] | None = None) -> tuple[Claim, float] | None:
+         known: tuple[float, dict[str, tuple[MetadataItem, ...]]] | None = None,
+         over: frozenset[str] = frozenset()) -> tuple[Claim, float] | None:
     """Steps 1 and 2 for the assets `ids`, whose files hold `size` bytes. Returns our claim and when it
     was written (monotonic), or None when another live claim holds one of them (or Immich answered too
     slowly to claim safely). The claim lasts EXT2INT_CLAIM_TTL, plus the time to move the bytes twice
     (the transfer and the gate's hash) at SLOW_TRANSFER: a big file's unit keeps its claim to the end.
 
     `known`: the key/values of `ids` as the read step fetched them, with the (system) time that read
-    began: step 1's read when it is recent enough, saving a request per asset."""
+    began: step 1's read when it is recent enough, saving a request per asset. `over`: ids whose current
+    claim does not block (an undo's trashed sources: a move that trashed a source is done with it, its
+    claim only lingers until it expires)."""
     limit = ctx.settings.claim_read_write
     life = ctx.settings.claim_ttl + 2 * size / SLOW_TRANSFER
     for attempt in range(3):
@@ -54,7 +57,7 @@ def take(ctx: RunContext, ids: list[str], unit: str, size: int = 0,
             started = SYSTEM.monotonic()
             current = read(ctx, ids)
         now = ctx.clock.time()
-        if any(journal.claim_blocks(current[i], mine, now) for i in ids):
+        if any(journal.claim_blocks(current[i], mine, now) for i in ids if i not in over):
             return None
         ctx.client.upsert_metadata([(i, CLAIM_KEY, mine.value()) for i in ids], bulk=ctx.caps.bulk_metadata)
         written = SYSTEM.monotonic()

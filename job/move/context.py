@@ -127,6 +127,9 @@ class Member:
     transferred: bool = False  # the bytes went over the wire in this run
     fresh: bool = False  # created by this very upload, not yet read back
     provenance: bool = False  # the upload itself carried the complete provenance marker
+    sent_expected: dict[str, Any] | None = None  # the record the upload's provenance said the target must hold
+    in_trash: bool = False  # the target is an internal twin in the trash (the move restores it in phase two)
+    restored: bool = False  # the target was an internal twin in the trash: the move restored it
     marker: dict[str, Any] | None = None  # our provenance on the target before this move touched it
     etag: str | None = None  # the file's ETag (size and modification time) when its bytes were hashed
     proven_at: float = 0.0  # monotonic time of that hashing in this run

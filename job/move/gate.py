@@ -38,10 +38,10 @@ from job.clock import SYSTEM
 from job.decide import Scope
 from job.immich import errors
 from job.immich.models import Asset
-from job.move import bring, claim
+from job.move import bring, claim, read
 from job.move.context import Pending, RunContext, StepFailed
 from job.move.evidence import gather
-from job.move.rules import PASS, Verdict, groups, judge, partners_of
+from job.move.rules import PASS, Verdict, copy_verdict, groups, judge, partners_of
 from job.outcome import Kind, Outcome, Stage
 from job.settings import DeleteMode
 
@@ -219,6 +219,21 @@ class Gate:
                 continue
             self.worked = True
         return failures
+
+    @staticmethod
+    def let_go_of_copies(ctx: RunContext, copies: list[tuple[str, dict | None, list[str]]]) -> dict[str, Verdict]:
+        """`ext2int undo`: trash the internal copies the job made, [(target id, its provenance, its sources)],
+        each judged now (rules.copy_verdict: made by the job for these sources alone, and every source is
+        back and whole). The only other delete the job makes; the verdict of each copy is returned."""
+        verdicts: dict[str, Verdict] = {}
+        for target_id, marker, source_ids in copies:
+            target = read.maybe_asset(ctx, target_id)
+            now = {i: read.maybe_asset(ctx, i) for i in source_ids}
+            verdicts[target_id] = copy_verdict(target, marker, now, ctx.scope.user_id)
+        going = [t for t, v in verdicts.items() if v is PASS]
+        if going:
+            ctx.client.delete_assets(going, force=False)  # to the trash: restorable, like every delete of ours
+        return verdicts
 
     def _owner(self, asset: Asset) -> str:
         scope = next(iter(self.ctxs.values())).scope

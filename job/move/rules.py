@@ -154,3 +154,24 @@ def groups(units: list[tuple[Pending, dict[str, Asset]]]) -> list[Group]:
         group.units.append(pending)
         group.missing.update({k: v for k, v in needs.items() if k not in holder})
     return list(found.values())
+
+
+# --- undo: letting go of a copy the job made -----------------------------------------------------------
+
+
+def copy_verdict(target: Asset | None, marker: dict | None, sources_now: dict[str, Asset | None], user_id: str) -> Verdict:
+    """May `ext2int undo` trash this internal asset? Only a copy the job itself made, or a twin it restored
+    from the trash (its provenance says so, for exactly these sources), of the user, while every one of its
+    sources is back, live, and holds the file: the photo is then in the external library again."""
+    if target is None or target.isTrashed:
+        return Verdict("pass", message="already gone")
+    if target.is_external or target.ownerId != user_id:
+        return Verdict("fail", message=f"{target.id} is not an internal asset of the user: not deleted")
+    sources = {s.get("source") for s in (marker or {}).get("sources", [])}
+    ours = (marker or {}).get("created") or (marker or {}).get("restored")
+    if not ours or not sources or not sources <= set(sources_now):
+        return _hold(Hold.CONFLICT, f"{target.id} was not made by the job for these assets alone: it stays")
+    for source_id, now in sources_now.items():
+        if now is None or now.isTrashed or now.isOffline or not now.is_external or now.ownerId != user_id:
+            return _wait(f"the external asset {source_id} is not back and whole: its copy stays")
+    return PASS

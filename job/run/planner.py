@@ -75,6 +75,7 @@ def _look(ctx: RunContext, unit: Unit, outcome: Outcome) -> None:
         video = read.maybe_asset(ctx, head.asset.livePhotoVideoId) if head.asset.livePhotoVideoId else None
         lone = head.asset.type == "VIDEO" and head.asset.visibility == "hidden"
         decision = decide(head.asset, scope=ctx.scope, delete_mode=ctx.settings.delete, entry=head.marker(),
+                          move_undone=ctx.settings.move_undone,
                           video=video, video_expected=head.asset.livePhotoVideoId is not None,
                           stills=ctx.live_stills().get(head.asset.id, []) if lone else None)
         if decision.action in (Action.MOVE, Action.FINISH):

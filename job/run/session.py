@@ -41,7 +41,7 @@ def connect(client: ImmichClient, key_name: str = "IMMICH_API_KEY") -> Session:
 def check_permissions(session: Session, command: str, delete: DeleteMode) -> None:
     """Refuse before changing anything when the key lacks a permission the command needs. A server that
     cannot say (no GET /api-keys/me) skips the check: calls then fail one by one, naming the permission."""
-    if command not in ("run", "plan"):
+    if command not in ("run", "plan", "verify", "undo", "undo-plan"):
         return  # `libraries` reads what a key may read, and says what it may not
     granted = session.client.key_permissions()
     if granted is None or "all" in granted:

@@ -70,7 +70,7 @@ def curated(api: Api, asset_id: str, contents: Contents) -> dict[str, Any]:
         "faces": sorted(faces),
         "edits": [(e["action"], sorted(e["parameters"].items())) for e in edits],
         "metadata": sorted((m["key"], repr(sorted(m["value"].items()))) for m in api.get(f"/assets/{asset_id}/metadata")
-                           if m["key"] != MARKER),
+                           if not m["key"].startswith(MARKER)),  # the journal, provenance and claims are the job's
     }
 
 
