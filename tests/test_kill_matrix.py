@@ -157,19 +157,22 @@ def trace(build) -> list[tuple[str, str, str, int]]:
         proc = spawn_job(env_for(scene, built, EXT2INT_CONCURRENCY="1"))
         proc.communicate(timeout=60)
         assert proc.returncode == 0
-        seen: dict[tuple[str, str], int] = {}
-        points = []
-        for entry in fake.log:
-            key = (entry.method, entry.route)
-            seen[key] = seen.get(key, 0) + 1
-            if entry.mutating:
-                points.append(("kill", entry.method, entry.route, seen[key]))
-                points.append(("kill_after", entry.method, entry.route, seen[key]))
-        points.append(("kill_mid_body", "GET", "/assets/{id}/original", 1))
-        points.append(("kill_mid_body", "POST", "/assets", 1))
-        return points
+        return kill_points(fake.log) + [("kill_mid_body", "GET", "/assets/{id}/original", 1),
+                                        ("kill_mid_body", "POST", "/assets", 1)]
     finally:
         fake.stop()
+
+
+def kill_points(log) -> list[tuple[str, str, str, int]]:
+    """Before and after every changing request of a traced run: (action, method, route, nth of its kind)."""
+    seen: dict[tuple[str, str], int] = {}
+    points = []
+    for entry in log:
+        key = (entry.method, entry.route)
+        seen[key] = seen.get(key, 0) + 1
+        if entry.mutating:
+            points += [("kill", entry.method, entry.route, seen[key]), ("kill_after", entry.method, entry.route, seen[key])]
+    return points
 
 
 def cases():

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import spawn_job
 from tests.fake_immich import FakeImmich, Scene
 from tests.invariant import curated
+from tests.test_kill_matrix import kill_points as traced_kill_points
 
 
 def curated_world(scene: Scene):
@@ -155,20 +156,13 @@ def undo_trace() -> list[tuple[str, str, str, int]]:
     try:
         scene = Scene(fake)
         curated_world(scene)
-        proc = spawn_job(scene.env(EXT2INT_CONCURRENCY="1"))
-        assert proc.wait(60) == 0
-        fake.clear_log()
-        proc = spawn_job(scene.env(), "undo")
-        proc.communicate(timeout=60)
-        assert proc.returncode == 0
-        seen: dict[tuple[str, str], int] = {}
-        points = []
-        for entry in fake.log:
-            key = (entry.method, entry.route)
-            seen[key] = seen.get(key, 0) + 1
-            if entry.mutating:
-                points += [("kill", entry.method, entry.route, seen[key]), ("kill_after", entry.method, entry.route, seen[key])]
-        return points
+        for command in ("run", "undo"):
+            if command == "undo":
+                fake.clear_log()
+            proc = spawn_job(scene.env(EXT2INT_CONCURRENCY="1"), command)
+            proc.communicate(timeout=60)
+            assert proc.returncode == 0
+        return traced_kill_points(fake.log)
     finally:
         fake.stop()
 
