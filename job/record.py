@@ -58,13 +58,21 @@ class Record:
 
 
 @dataclass(frozen=True)
-class Difference:
+class Values:
+    """One field's two values, as a person reads them: a Difference (what the target must hold, what it
+    holds) or a Conflict (the external asset's value, the internal one's)."""
+
     field: str
-    expected: Any
-    actual: Any
+    first: Any
+    second: Any
+    names = ("", "")
 
     def __str__(self) -> str:
-        return f"{self.field}: expected {_show(self.expected)}, found {_show(self.actual)}"
+        return f"{self.field}: {self.names[0]} {_show(self.first)}, {self.names[1]} {_show(self.second)}"
+
+
+class Difference(Values):
+    names = ("expected", "found")
 
 
 def _show(value: Any) -> str:
@@ -217,14 +225,8 @@ assert set(RULES) == {f.name for f in fields(Record)}, "every record field needs
 ALWAYS_HOLD = frozenset({"live_video"})
 
 
-@dataclass(frozen=True)
-class Conflict:
-    field: str
-    external: Any
-    internal: Any
-
-    def __str__(self) -> str:
-        return f"{self.field}: external {_show(self.external)}, internal {_show(self.internal)}"
+class Conflict(Values):
+    names = ("external", "internal")
 
 
 def differences(expected: Record, actual: Record) -> list[Difference]:
