@@ -1,4 +1,5 @@
-"""Run a Python module or script and write its own peak resident memory (KiB) to a file.
+"""Run a Python module or script and write its own peak resident memory (KiB) and the CPU seconds it
+used (user + system, all its threads) to a file, on one line: "KIB SECONDS".
 
     python bench/peak.py OUT -m job plan
     python bench/peak.py OUT bench/baselines.py naive ...
@@ -11,6 +12,7 @@ benchmark holding a 100k-asset fake world would read its own size as the child's
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 
@@ -33,8 +35,9 @@ def main() -> None:
             sys.argv = [target, *rest]
             runpy.run_path(target, run_name="__main__")
     finally:
+        times = os.times()
         with open(out, "w", encoding="ascii") as f:
-            f.write(str(peak_kib()))
+            f.write(f"{peak_kib()} {times.user + times.system:.3f}")
 
 
 if __name__ == "__main__":

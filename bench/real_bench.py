@@ -1,17 +1,23 @@
 """ext2int on a real Immich vs Immich's own CLI uploading the same kind of files.
 
     ../shared/immich-server/immich-server.sh start && source /tmp/immich-e2e/e2e.env
-    python bench/real_bench.py [--photos 300] [--videos 3] [--rounds 2]
+    python bench/real_bench.py [--photos 200] [--videos 2] [--rounds 1] [--concurrency 4] [--curated 0.8]
 
 NEVER point it at an Immich you care about: it creates libraries and uploads as both test users.
 
-Per round, alternating so that all see the same machine (after an untimed warm-up):
-  - the baseline: @immich/cli (pinned, with a pinned Node from the npm registry) uploading a fresh folder
-    as the second user (nothing deduplicates), at concurrency 4;
-  - ext2int moving a fresh folder of the same size from a new external library of the admin (scanned,
-    queues idle before timing), at EXT2INT_CONCURRENCY 1, 2 and 4, verification on, to completion.
-Printed: assets/s and MB/s, the ratio to the CLI, HTTP requests per asset, ext2int's peak RSS, how long
-Immich's queues took to drain afterwards, and where ext2int's time goes (seconds per step, summed).
+Per round, alternating so that all see the same machine (after an untimed warm-up), each with fresh bytes
+(nothing deduplicates against an earlier round):
+  - the baseline: @immich/cli (pinned, with a pinned Node from the npm registry) uploading a folder as the
+    second user, at concurrency 4;
+  - ext2int moving a folder of the same size out of a new external library of the admin (scanned, queues
+    idle before timing), verification and the delete gate on, to completion;
+  - the same with a curated library: most assets in an album, tagged, described and rated in Immich
+    before the move, so the job writes and confirms what it carries.
+Printed, per method: the command's own assets/s; assets/s until Immich is idle again (the time a user
+waits for the work) and its ratio to the CLI (goal >= 0.9x); Immich's CPU seconds per asset (its server
+processes, Postgres and Redis, read from /proc before and after, until idle) and the ratio to the CLI
+(goal <= 1.3x); HTTP requests per asset; the job's own CPU per asset and peak RSS. Then where the
+server's time goes: ext2int's requests per asset and seconds until each answer began, per kind of call.
 """
 
 from __future__ import annotations
@@ -85,6 +91,34 @@ def drain(api: Api) -> float:
     return time.monotonic() - started
 
 
+def server_cpu() -> float:
+    """CPU seconds used so far by the test Immich: its server's process group, Postgres and Redis, each
+    process's own time plus what its finished children used (ffmpeg, exiftool, closed connections)."""
+    home = Path(os.environ.get("IMMICH_E2E_HOME", "/tmp/immich-e2e")) / "data"
+    roots = {int((home / "server.pid").read_text()), int((home / "redis.pid").read_text()),
+             int((home / "pg" / "postmaster.pid").read_text().split()[0])}
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    total = 0.0
+    for pid, seconds in times.items():
+        walk = pid
+        while walk > 1 and walk not in roots:
+            walk = parents.get(walk, 1)
+        if walk in roots:
+            total += seconds
+    return total
+
+
 def run_cli(env: dict, folder: Path, concurrency: int) -> float:
     started = time.monotonic()
     subprocess.run([*cli(), "upload", "--recursive", "--concurrency", str(concurrency), "--no-progress", str(folder)],
@@ -92,7 +126,7 @@ def run_cli(env: dict, folder: Path, concurrency: int) -> float:
     return time.monotonic() - started
 
 
-def run_ext2int(url: str, key: str, library: str, concurrency: int) -> tuple[float, int, dict]:
+def run_ext2int(url: str, key: str, library: str, concurrency: int) -> tuple[float, int, float, dict]:
     report = Path(tempfile.mkstemp(suffix=".json")[1])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMMICH_", "EXT2INT_"))}
     env.update({"IMMICH_URL": url, "IMMICH_API_KEY": key, "EXT2INT_LIBRARY_IDS": library, "PYTHONPATH": str(ROOT),
@@ -104,20 +138,65 @@ def run_ext2int(url: str, key: str, library: str, concurrency: int) -> tuple[flo
         proc = subprocess.run([sys.executable, str(ROOT / "bench" / "peak.py"), str(peak), "-m", "job", "run"],
                               env=env, stdout=out, stderr=out)
         wall = time.monotonic() - started
+        out.seek(0)
+        said = out.read().decode(errors="replace")[-2000:]
     data = json.loads(report.read_text())
     report.unlink()
-    rss = int(peak.read_text())
+    rss, cpu = peak.read_text().split()
     peak.unlink()
     if proc.returncode != 0 or data["counts"]["failed"]:
-        raise RuntimeError(f"ext2int failed: {data['counts']} {[o['reason'] for o in data['outcomes'] if o['kind'] == 'failed'][:3]}")
-    return wall, rss, data
+        raise RuntimeError(f"ext2int failed: {data['counts']} "
+                           f"{[o['reason'] for o in data['outcomes'] if o['kind'] == 'failed'][:3]} {said}")
+    return wall, int(rss), float(cpu), data
+
+
+# The reads ext2int makes, replayed on their own to learn what each costs Immich (safe to repeat).
+PROBES = {
+    "GET /api/assets/{id}": lambda api, i: api.session.get(f"{api.url}/assets/{i}"),
+    "GET /api/assets/{id}/metadata": lambda api, i: api.session.get(f"{api.url}/assets/{i}/metadata"),
+    "GET /api/albums": lambda api, i: api.session.get(f"{api.url}/albums", params={"assetId": i}),
+    "HEAD /api/assets/{id}/original": lambda api, i: api.session.head(f"{api.url}/assets/{i}/original"),
+    "GET /api/users/me": lambda api, i: api.session.get(f"{api.url}/users/me"),
+}
+
+
+def call_costs(api: Api, ids: list[str]) -> dict[str, float]:
+    """Immich's CPU seconds per call of each read, Immich idle otherwise, over `ids` (internal assets)."""
+    api.wait_idle(timeout=1800)
+    costs = {}
+    for route, call in PROBES.items():
+        before = server_cpu()
+        for asset_id in ids:
+            call(api, asset_id).raise_for_status()
+        costs[route] = (server_cpu() - before) / len(ids)
+    return costs
+
+
+def curate(admin: Api, library: str, share: float, seed: int) -> int:
+    """Curate `share` of the library's assets as a user does in Immich: one album, a tag, a description
+    and a rating each. Returns how many. Immich's own work for it (sidecar writes) is done before timing."""
+    rng = random.Random(seed)
+    assets = sorted(admin.search(libraryId=library), key=lambda a: a["originalPath"])
+    chosen = [a["id"] for a in assets if rng.random() < share]
+    if not chosen:
+        return 0
+    album = admin.call("POST", "/albums", json={"albumName": f"bench {seed}"})
+    admin.call("PUT", f"/albums/{album['id']}/assets", json={"ids": chosen})
+    tag = admin.call("POST", "/tags", json={"name": f"bench {seed}"})
+    admin.call("PUT", f"/tags/{tag['id']}/assets", json={"ids": chosen})
+    for i, asset in enumerate(chosen):
+        admin.call("PUT", f"/assets/{asset}", json={"description": f"bench photo {i}", "rating": 1 + i % 5})
+    return len(chosen)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=300)
-    parser.add_argument("--videos", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--videos", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=4, help="ext2int's EXT2INT_CONCURRENCY (the CLI: 4)")
+    parser.add_argument("--curated", type=float, default=0.8, help="share of the curated library's assets curated"
+                                                                    " (0: no curated method)")
     args = parser.parse_args()
     url, root = os.environ["IMMICH_E2E_URL"], Path(os.environ["IMMICH_E2E_IMPORT_ROOT"])
     admin, other = Api(url, os.environ["IMMICH_E2E_API_KEY"]), Api(url, os.environ["IMMICH_E2E_OTHER_API_KEY"])
@@ -133,9 +212,10 @@ def main() -> None:
         folder = work / f"{name}-{seed}"
         count, size = make_folder(folder, photos, videos, seed)
         admin.wait_idle(timeout=1800)
+        row: dict = {"requests": None, "rss": None, "cpu": None, "routes": {}, "steps": {}}
         if name == "cli":
-            seconds = run_cli(cli_env, folder, 4)
-            row = {"seconds": seconds, "rss": None, "requests": None, "steps": {}}
+            cpu_before = server_cpu()
+            row["seconds"] = run_cli(cli_env, folder, 4)
         else:
             library = admin.call("POST", "/libraries", json={"ownerId": admin.me()["id"], "name": folder.name,
                                                              "importPaths": [str(folder)]})
@@ -143,54 +223,81 @@ def main() -> None:
             time.sleep(2)
             admin.wait_idle(timeout=1800)
             assert len(admin.search(libraryId=library["id"])) == count, "the scan did not import every file"
-            seconds, rss, report = run_ext2int(url, admin.key, library["id"], int(name[-1]))
+            if name == "curated":
+                row["curated"] = curate(admin, library["id"], args.curated, seed)
+                time.sleep(2)
+                admin.wait_idle(timeout=1800)
+            cpu_before = server_cpu()
+            row["seconds"], row["rss"], row["cpu"], report = run_ext2int(url, admin.key, library["id"], args.concurrency)
             assert report["assetsMoved"] == count, report["counts"]
-            steps: dict[str, float] = {}
             for outcome in report["outcomes"]:
                 for step, spent in outcome["steps"].items():
-                    steps[step] = steps.get(step, 0.0) + spent
-            row = {"seconds": seconds, "rss": rss, "requests": report["requests"]["total"] / count, "steps": steps}
+                    row["steps"][step] = row["steps"].get(step, 0.0) + spent
+            row["requests"] = report["requests"]["total"]
+            row["routes"] = report["requests"].get("byRoute", {})
         row.update(count=count, bytes=size, drain=drain(admin))
+        row["server"] = server_cpu() - cpu_before
         if timed:
             results.setdefault(name, []).append(row)
-        print(f"  {name:<14} {count} assets {size / 1e6:.0f} MB in {row['seconds']:.1f}s (drain {row['drain']:.1f}s)",
-              file=sys.stderr, flush=True)
+        print(f"  {name:<8} {count} assets {size / 1e6:.0f} MB in {row['seconds']:.1f}s (drain {row['drain']:.1f}s, "
+              f"server CPU {row['server']:.1f}s)", file=sys.stderr, flush=True)
 
-    print(f"warm-up, then {args.rounds} rounds of {args.photos} photos + {args.videos} videos", file=sys.stderr)
+    methods = ["cli", "ext2int"] + (["curated"] if args.curated > 0 else [])
+    print(f"warm-up, then {args.rounds} round(s) of {args.photos} photos + {args.videos} videos per method",
+          file=sys.stderr)
     one("cli", 20, 0, timed=False)
-    one("ext2int-c4", 20, 0, timed=False)
-    configs = ["cli", "ext2int-c1", "ext2int-c2", "ext2int-c4"]
+    one("ext2int", 20, 0, timed=False)
     for round_number in range(args.rounds):
-        for name in configs if round_number % 2 == 0 else list(reversed(configs)):
+        for name in methods if round_number % 2 == 0 else list(reversed(methods)):
             one(name, args.photos, args.videos)
-
-    def median(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[name])
-
-    cli_rate = statistics.median(r["count"] / r["seconds"] for r in results["cli"])
-    # The CLI returns while Immich still digests the uploads; ext2int waits for that before verifying.
-    # The last column counts both until Immich is idle again: the time a user waits for the work.
-    cli_idle_rate = statistics.median(r["count"] / (r["seconds"] + r["drain"]) for r in results["cli"])
-    print(f"\n{dt.date.today()}: {args.photos} photos (~0.5 MB) + {args.videos} videos per run, {args.rounds} rounds, "
-          f"medians; Immich {admin.get('/server/version')['major']}.{admin.get('/server/version')['minor']}, "
-          f"@immich/cli {CLI_VERSION}\n")
-    print("| run | assets/s | MB/s | vs CLI | requests/asset | peak RSS | queues drained after | until idle, vs CLI |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name in configs:
-        rows = results[name]
-        rate = statistics.median(r["count"] / r["seconds"] for r in rows)
-        mbps = statistics.median(r["bytes"] / r["seconds"] / 1e6 for r in rows)
-        requests = f"{median(name, 'requests'):.2f}" if rows[0]["requests"] else "-"
-        rss = f"{median(name, 'rss') / 1024:.0f} MB" if rows[0]["rss"] else "-"
-        label = "@immich/cli upload, concurrency 4" if name == "cli" else f"ext2int, concurrency {name[-1]}"
-        idle_rate = statistics.median(r["count"] / (r["seconds"] + r["drain"]) for r in rows)
-        print(f"| {label} | {rate:.1f} | {mbps:.1f} | {rate / cli_rate:.2f}x | {requests} | {rss} | {median(name, 'drain'):.0f} s "
-              f"| {idle_rate:.1f}/s, {idle_rate / cli_idle_rate:.2f}x |")
-    steps = results["ext2int-c4"][-1]["steps"]
-    total = sum(steps.values()) or 1
-    print("\nwhere ext2int's time goes (concurrency 4, last round, summed over assets): "
-          + ", ".join(f"{k} {v:.1f}s ({v / total:.0%})" for k, v in steps.items()))
+    newest = admin.call("POST", "/search/metadata", json={"size": 1000, "page": 1})["assets"]["items"]
+    internal = [a["id"] for a in newest if not a.get("libraryId")][:200]
+    report(admin, args, methods, results, call_costs(admin, internal))
     shutil.rmtree(work, ignore_errors=True)
+
+
+def report(admin: Api, args, methods: list[str], results: dict[str, list[dict]], costs: dict[str, float]) -> None:
+    def median(name: str, value) -> float:
+        return statistics.median(value(r) for r in results[name])
+
+    def idle(r: dict) -> float:  # the command and Immich's digestion after it: the time a user waits
+        return r["count"] / (r["seconds"] + r["drain"])
+
+    def server(r: dict) -> float:
+        return r["server"] / r["count"]
+
+    version = admin.get("/server/version")
+    print(f"\n{dt.date.today()}: {args.photos} photos (~0.5 MB) + {args.videos} videos per method and round, "
+          f"{args.rounds} round(s), medians; Immich {version['major']}.{version['minor']}.{version['patch']}, "
+          f"@immich/cli {CLI_VERSION} at concurrency 4, ext2int at concurrency {args.concurrency}\n")
+    print("| method | assets/s (command) | until Immich is idle again | Immich CPU per asset | requests/asset "
+          "| job CPU per asset | job peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    labels = {"cli": "`@immich/cli` upload (no verify, no delete)", "ext2int": "ext2int",
+              "curated": f"ext2int, {args.curated:.0%} of the assets curated"}
+    for name in methods:
+        rate = median(name, lambda r: r["count"] / r["seconds"])
+        cells = [labels[name], f"{rate:.1f}", f"{median(name, idle):.1f}/s ({median(name, idle) / median('cli', idle):.2f}x)",
+                 f"{median(name, server):.3f} s ({median(name, server) / median('cli', server):.2f}x)"]
+        if name == "cli":
+            cells += ["-", "-", "-"]
+        else:
+            cells += [f"{median(name, lambda r: r['requests'] / r['count']):.2f}",
+                      f"{median(name, lambda r: r['cpu'] / r['count']):.3f} s", f"{median(name, lambda r: r['rss']) / 1024:.0f} MB"]
+        print("| " + " | ".join(cells) + " |")
+    for name in methods[1:]:
+        last = results[name][-1]
+        total = sum(v["seconds"] for v in last["routes"].values()) or 1
+        print(f"\n{labels[name]}, last round, per kind of call: requests per asset, seconds until the answer "
+              "began (summed), and for reads Immich's CPU per call (replayed alone) and per asset:")
+        for route, seen in last["routes"].items():
+            per_asset = seen["count"] / last["count"]
+            cost = (f"  {costs[route] * 1000:5.1f} ms/call  {costs[route] * per_asset * 1000:5.1f} ms/asset"
+                    if route in costs else "")
+            print(f"  {route:<40} {per_asset:6.2f}/asset  {seen['seconds']:7.1f} s ({seen['seconds'] / total:4.0%}){cost}")
+        steps, spent = last["steps"], sum(last["steps"].values()) or 1
+        print("  where the job's time goes (summed over units): "
+              + ", ".join(f"{k} {v:.1f}s ({v / spent:.0%})" for k, v in steps.items()))
 
 
 if __name__ == "__main__":

@@ -192,13 +192,24 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
         if crew is not None:
             crew.close()
     transports = [k.session.client.t for k in crew.keyholders]
-    report.requests = {"total": sum(t.total_requests for t in transports), "mutating": sum(t.mutating_requests for t in transports)}
+    report.requests = {"total": sum(t.total_requests for t in transports), "mutating": sum(t.mutating_requests for t in transports),
+                       "byRoute": _by_route(transports)}
     if command == "run":
         metrics.record_run(report, report.requests["total"])
     elif command in AUDITS:
         metrics.record_audit(report)
     emit_summary(report, settings, command)
     return report
+
+
+def _by_route(transports: list[Transport]) -> dict[str, dict[str, float]]:
+    total: dict[str, dict[str, float]] = {}
+    for transport in transports:
+        for route, seen in transport.by_route().items():
+            mine = total.setdefault(route, {"count": 0, "seconds": 0.0})
+            mine["count"] += seen["count"]
+            mine["seconds"] = round(mine["seconds"] + seen["seconds"], 3)
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]["count"]))
 
 
 def startup_exit_code(exc: errors.ImmichError) -> int:

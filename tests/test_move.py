@@ -27,6 +27,14 @@ def test_photo_is_uploaded_proven_curated_and_then_trashed(scene, run_job):
     assert album.thumbnail_asset_id == twin.id
     marker = twin.metadata["immich-ext2int"][0]
     assert marker["sources"][0]["source"] == photo.id and marker["sources"][0]["path"] == photo.original_path
+    # the report counts every request by kind of call, as the server saw them
+    sent = {}
+    for e in scene.fake.log:
+        sent[f"{e.method} /api{e.route}"] = sent.get(f"{e.method} /api{e.route}", 0) + 1
+    routes = result.report["requests"]["byRoute"]
+    assert {route: seen["count"] for route, seen in routes.items()} == sent
+    assert sum(seen["count"] for seen in routes.values()) == result.report["requests"]["total"]
+    assert all(seen["seconds"] >= 0 for seen in routes.values())
 
 
 def test_video_moves(scene, run_job):

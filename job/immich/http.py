@@ -126,6 +126,7 @@ class Transport:
         self.session.mount("https://", adapter)
         self._lock = threading.Lock()
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.seconds: Counter[tuple[str, str]] = Counter()  # until the answer's headers: the server's share
 
     # --- accounting ---------------------------------------------------------------------------
 
@@ -142,6 +143,11 @@ class Transport:
     def _count(self, method: str, path: str) -> None:
         with self._lock:
             self.counts[(method, route_of(path))] += 1
+
+    def by_route(self) -> dict[str, dict[str, float]]:
+        """Requests and seconds until the answer began, per kind of call: where the server's time goes."""
+        with self._lock:
+            return {f"{m} {r}": {"count": n, "seconds": round(self.seconds[(m, r)], 3)} for (m, r), n in self.counts.items()}
 
     # --- calls --------------------------------------------------------------------------------
 
@@ -193,6 +199,8 @@ class Transport:
             raise errors.CutAnswer(call, f"the answer broke off: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise errors.Unreachable(call, f"request failed: {str(exc)[:200]}") from None
+        with self._lock:
+            self.seconds[(method, route_of(api_path))] += response.elapsed.total_seconds()
         if endpoint.changes:  # ids only: the key is a header, bodies are not logged
             log.debug("%s %s -> %s", method, api_path, response.status_code)
         if response.status_code in expect:
