@@ -152,6 +152,26 @@ def test_tags_undone_by_a_late_metadata_extraction_are_written_again(fake, scene
     assert [scene.world.tags[t].value for t in moved(scene, photo).tag_ids] == ["Trips/Ireland"]
 
 
+@pytest.mark.parametrize("sidecar", [True, False], ids=["sidecar", "no-sidecar"])
+def test_values_a_copied_sidecar_brings_are_not_written_again(sidecar, fake, scene, run_job):
+    """Immich reads a copied sidecar in a second extraction, after the new asset showed the file's own
+    values. The job waits for it instead of writing description, rating and tags itself (each write
+    costs Immich a sidecar write and two more extractions); a source without a sidecar (a read-only
+    library) gets them written after the wait."""
+    lib = scene.library()
+    photo = scene.tag(scene.edit(scene.photo(lib, "a.jpg"), description="Cliffs at dawn", rating=4), "Trips/Ireland")
+    with scene.world.lock:
+        if not sidecar:
+            photo.sidecar = None  # Immich could not write the source's sidecar
+        scene.world.sidecar_extraction_after_reads = 2  # behind other jobs: the job's first looks miss it
+    run_and_check(scene, run_job, lib, EXT2INT_CONCURRENCY="1", EXT2INT_SETTLE_CONFIRM="2")
+    twin = moved(scene, photo)
+    assert (twin.exif["description"], twin.exif["rating"]) == ("Cliffs at dawn", 4)
+    assert [scene.world.tags[t].value for t in twin.tag_ids] == ["Trips/Ireland"]
+    writes = [(e.method, e.route) for e in fake.log if (e.method, e.route) in (("PUT", "/assets"), ("PUT", "/tags/assets"))]
+    assert writes == ([] if sidecar else [("PUT", "/assets"), ("PUT", "/tags/assets")]), writes
+
+
 def test_an_external_asset_stacked_with_an_internal_one(scene, run_job):
     lib = scene.library()
     photo = scene.photo(lib, "a.jpg")

@@ -59,6 +59,8 @@ def carry(ctx: RunContext, member: Member, before: Facts | None, ids: Identity) 
         first = next((w for w in planned if w.kind is WriteKind.COPY), None)
         if first is None and member.created:  # the sidecar still comes with the first copy
             first = Write(WriteKind.COPY, {"albums": False, "shared_links": False, "stack": False})
+    if first and member.created:
+        member.sidecar_at = ctx.clock.monotonic()
     ctx.fan((lambda: ctx.client.upsert_metadata(writes, bulk=ctx.caps.bulk_metadata)) if writes else (lambda: None),
             (lambda: copy(ctx, member, first.args, sidecar=member.created)) if first else (lambda: None))
 

@@ -135,6 +135,7 @@ class Member:
     proven_at: float = 0.0  # monotonic time of that hashing in this run
     earlier: bool = False  # the bytes were proven by an earlier run (its journal)
     live_target: str | None = None  # a still's target must link to this video (moved, or internal)
+    sidecar_at: float | None = None  # when the source's sidecar was copied to a new target (the run's clock)
     expected: Record | None = None  # what the target must hold, once carried
     carried: dict[str, Record] = field(default_factory=dict)  # each source's record, as the carry read it
 

@@ -42,8 +42,9 @@ def maybe_asset(ctx: RunContext, asset_id: str) -> Asset | None:
         return None
 
 
-def target(ctx: RunContext, target_id: str, like: list[Facts]) -> Facts:
-    """The target, read with the kinds its sources have (what the comparison needs), side by side."""
+def target(ctx: RunContext, target_id: str, like: list[Facts], asset: Asset | None = None) -> Facts:
+    """The target, read with the kinds its sources have (what the comparison needs), side by side;
+    `asset`: the target's asset, when it was just read."""
     c = ctx.client
     albums = any(f.albums for f in like)
     metadata = any(not journal.ours(m.key) for f in like for m in f.metadata or ())
@@ -51,7 +52,7 @@ def target(ctx: RunContext, target_id: str, like: list[Facts]) -> Facts:
     edits = any(f.edits is not None for f in like)
     links = frozenset(link for f in like for link in f.shared_links or ())
     asset, album_list, items, face_list, edit_list, in_links = ctx.fan(
-        lambda: c.asset(target_id),
+        (lambda: asset) if asset is not None else (lambda: c.asset(target_id)),
         (lambda: tuple(c.albums(target_id))) if albums else (lambda: ()),
         (lambda: tuple(c.metadata_of(target_id))) if metadata else (lambda: ()),
         (lambda: tuple(c.faces_of(target_id))) if faces else (lambda: ()),

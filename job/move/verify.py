@@ -4,6 +4,8 @@ value read right after a write can still change: the target must stay whole befo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from job.facts import Facts
 from job.immich.models import Asset
 from job.move import read
@@ -31,10 +33,11 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
     confirm_at: float | None = None  # when a target that covers after our writes is looked at again
     last_write, redone = 0.0, 0
     while True:
-        target = read.target(ctx, member.target_id, member.sources)
-        prove(ctx, member, target.asset)
-        ctx.saw_internal(target.asset)
-        if extracted(target.asset):
+        asset = ctx.client.asset(member.target_id)  # the rest only once Immich has read the file: no reads while waiting
+        prove(ctx, member, asset)
+        ctx.saw_internal(asset)
+        target = read.target(ctx, member.target_id, member.sources, asset=asset) if extracted(asset) else Facts(asset)
+        if extracted(asset):
             found = differences(member.expected, record_of(target, ids.target))
             if not found:
                 if not applied or (confirm_at is not None and clock.monotonic() >= confirm_at):
@@ -49,6 +52,8 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
             if applied and clock.monotonic() - last_write >= settings.settle_confirm and redone < 2:
                 redone += 1  # a write that did not hold (or never showed): Immich undid it; make it again
                 applied.clear()
+            if not applied and await_sidecar(ctx, member, target, ids, found, deadline):
+                continue  # Immich read the copied sidecar meanwhile: look at the whole target again
             todo = [w for w in writes_for(member.expected, record_of(target, ids.target), member.sources,
                                           can_copy=ctx.caps.copy, can_edit=ctx.caps.edits)
                     if w.kind not in applied]
@@ -64,6 +69,34 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
         # no transfer slot), then less often
         waited += delay
         delay = 0.25 if waited < 4 else min(delay * 1.5, 3.0)
+
+
+# What Immich reads from an XMP sidecar (metadata.service.ts: description, dates and time zone, GPS,
+# rating, TagsList): the values a copied sidecar may still bring to a new target.
+SIDECAR_FIELDS = frozenset({"description", "rating", "taken_at", "time_zone", "gps", "tags"})
+
+
+def await_sidecar(ctx: RunContext, member: Member, target: Facts, ids: Identity, found: list, deadline: float) -> bool:
+    """A new target lacks only values a sidecar carries, and the source's sidecar was copied to it a
+    moment ago: Immich reads a copied sidecar in a second metadata extraction, which usually brings
+    them. Writing them now would cost the server a sidecar write and two more extractions per value,
+    and a confirmation wait. So look at the asset alone (it holds all those values) until they show,
+    for at most EXT2INT_SETTLE_CONFIRM after the copy; True when they did (write nothing), False when
+    the job must write them (a source without a sidecar, a read-only library)."""
+    clock, settings = ctx.clock, ctx.settings
+    if member.sidecar_at is None or not found or any(d.field not in SIDECAR_FIELDS for d in found):
+        return False
+    until = min(member.sidecar_at + settings.settle_confirm, deadline - settings.settle_confirm)
+    delay = 0.25
+    while clock.monotonic() < until and not ctx.hard_stop.is_set():
+        ctx.sleep(min(delay, max(0.0, until - clock.monotonic())))
+        delay = min(delay * 2, 1.0)
+        asset = ctx.client.asset(member.target_id)
+        prove(ctx, member, asset)
+        if not differences(member.expected, record_of(replace(target, asset=asset), ids.target)):
+            return True
+    member.sidecar_at = None  # waited once: from now on the job writes what is missing
+    return False
 
 
 def prove(ctx: RunContext, member: Member, target: Asset) -> None:

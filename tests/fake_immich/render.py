@@ -70,6 +70,7 @@ def _duration(world: World, a: Asset) -> Any:
 
 
 def asset(world: World, a: Asset, viewer: User, *, full: bool = True, with_exif: bool = True) -> dict[str, Any]:
+    world.read_asset(a)
     extracted = world.is_extracted(a)
     exif = _exif(world, a)
     people = []

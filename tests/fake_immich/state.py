@@ -280,6 +280,10 @@ class World:
         self.embedded: dict[bytes, Embedded] = {}  # sha1 -> what the file says
         self.queue_backlog: Any = None  # int, or a callable returning {queue: jobs}
         self.extraction_delay = 0.0
+        # The copy endpoint queues a metadata extraction (asset.service.ts copySidecar): it lands after the
+        # asset has been read this many more times (0: at once), like a job behind others in the queue
+        self.sidecar_extraction_after_reads = 0
+        self.queued_extractions: dict[str, int] = {}
         self.detection_delay = 0.0
         self.keep_uploads_up_to = 32 * 1024 * 1024  # larger uploads keep only their hash and size
         self.latency = 0.0  # seconds each answer takes, like a server on a network (benchmarks)
@@ -437,6 +441,17 @@ class World:
     def is_extracted(self, asset: Asset) -> bool:
         return time.time() >= asset.extracted_at
 
+    def read_asset(self, asset: Asset) -> None:
+        """An answer is about to show `asset`: a queued extraction that is due lands first."""
+        left = self.queued_extractions.get(asset.id)
+        if left is None:
+            return
+        if left <= 0:
+            del self.queued_extractions[asset.id]
+            self.extract(asset)
+        else:
+            self.queued_extractions[asset.id] = left - 1
+
     # --- tags -----------------------------------------------------------------------------------
 
     def upsert_tag(self, owner_id: str, value: str) -> Tag:
@@ -571,7 +586,11 @@ class World:
             target.is_favorite = source.is_favorite
         if sidecar and source.sidecar is not None:
             target.sidecar = copy.deepcopy(source.sidecar)
-            self.extract(target)  # the copy queues metadata extraction from file + new sidecar
+            # the copy queues metadata extraction from file + new sidecar
+            if self.sidecar_extraction_after_reads:
+                self.queued_extractions[target.id] = self.sidecar_extraction_after_reads
+            else:
+                self.extract(target)
 
     def delete_stack(self, stack_id: str) -> None:
         self.stacks.pop(stack_id, None)
