@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.clock import Jumping
 from tests.fake_immich import FakeImmich, Scene
 from tests.invariant import check, snapshot
 
@@ -164,7 +165,12 @@ def test_values_a_copied_sidecar_brings_are_not_written_again(sidecar, fake, sce
         if not sidecar:
             photo.sidecar = None  # Immich could not write the source's sidecar
         scene.world.sidecar_extraction_after_reads = 2  # behind other jobs: the job's first looks miss it
-    run_and_check(scene, run_job, lib, EXT2INT_CONCURRENCY="1", EXT2INT_SETTLE_CONFIRM="2")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    clock = Jumping()  # the waits pass through the job's clock seam, at their defaults
+    result = run_job(scene.env(EXT2INT_CONCURRENCY="1", EXT2INT_SETTLE_TIMEOUT="60", EXT2INT_SETTLE_CONFIRM="5"), clock=clock)
+    assert result.code == 0, result.stderr
+    check(scene.world, snap)
+    assert 0 < clock.waited < 60
     twin = moved(scene, photo)
     assert (twin.exif["description"], twin.exif["rating"]) == ("Cliffs at dawn", 4)
     assert [scene.world.tags[t].value for t in twin.tag_ids] == ["Trips/Ireland"]
