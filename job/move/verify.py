@@ -13,7 +13,7 @@ from job.move.bring import disproof
 from job.move.carry import apply
 from job.move.context import Identity, Member, RunContext, StepFailed, Waiting
 from job.outcome import Stage
-from job.record import differences, record_of
+from job.record import Difference, differences, record_of
 from job.writes import writes_for
 
 
@@ -76,7 +76,8 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
 SIDECAR_FIELDS = frozenset({"description", "rating", "taken_at", "time_zone", "gps", "tags"})
 
 
-def await_sidecar(ctx: RunContext, member: Member, target: Facts, ids: Identity, found: list, deadline: float) -> bool:
+def await_sidecar(ctx: RunContext, member: Member, target: Facts, ids: Identity, found: list[Difference],
+                  deadline: float) -> bool:
     """A new target lacks only values a sidecar carries, and the source's sidecar was copied to it a
     moment ago: Immich reads a copied sidecar in a second metadata extraction, which usually brings
     them. Writing them now would cost the server a sidecar write and two more extractions per value,
