@@ -222,3 +222,23 @@ def test_a_twin_the_move_took_out_of_the_trash_goes_back_there(scene, run_job):
     undone = run_job(scene.env(), command="undo")
     assert undone.counts()["undone"] == 1, undone.report["outcomes"]
     assert_as_before(scene, before)
+
+
+@pytest.mark.parametrize("cover_of", ["twin", "both"])
+def test_a_cover_goes_back_to_the_path_twin_that_is_in_the_album(cover_of, scene, run_job):
+    """Overlapping libraries: the same file is an asset of /photos and of /photos/2020, moved as one unit.
+    An album holding only the second one (its cover) gets its cover back from the copy: to that asset,
+    which is in the album, not to the first (Immich refuses a cover that is not in the album)."""
+    everything, year = scene.library("photos", paths=["/mnt/photos"]), scene.library("2020", paths=["/mnt/photos/2020"])
+    photo = scene.photo(everything, "2020/a.jpg")
+    twin = scene.scan(year)[0]
+    scene.album("From 2020", twin, cover=twin)
+    if cover_of == "both":
+        scene.album("Both", photo, twin, cover=photo)
+    before = state(scene)
+    env = scene.env(EXT2INT_LIBRARY_IDS=f"{everything.id},{year.id}")
+    moved = run_job(env)
+    assert moved.code == 0 and moved.counts()["uploaded"] == 1, moved.report["outcomes"]
+    undone = run_job(env, command="undo")
+    assert undone.code == 0 and undone.counts()["undone"] == 1, undone.report["outcomes"]
+    assert_as_before(scene, before)

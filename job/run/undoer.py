@@ -184,15 +184,24 @@ def _let_go(ctx: RunContext, move: Move, target: Asset, outcome: Outcome, done: 
 
 
 def _hand_back(ctx: RunContext, move: Move, target: Asset, covers: frozenset[str], primary: bool) -> None:
-    """What the move handed from the source to `target` goes back: the `covers` of albums the source was
-    the cover of, and a stack's primary (`primary`)."""
-    source = next(iter(move.sources.values()))
-    for album in ctx.client.albums(target.id) if covers else ():
-        if album.id in covers and album.albumThumbnailAssetId == target.id:
-            ctx.client.set_album_cover(album.id, source.id)
-    if primary and target.stack is not None and target.stack.primaryAssetId == target.id \
-            and source.id in ctx.client.stack(target.stack.id).member_ids:
-        ctx.client.set_stack_primary(target.stack.id, source.id)
+    """What the move handed from the sources to `target` goes back: the `covers` of albums a source was
+    the cover of, and a stack's primary (`primary`), each to a source that is in that album or stack
+    (with path twins, the album may hold only one of them; Immich refuses a cover that is not in it).
+    When several are in it, the first is chosen: path twins are one file, so the album shows the same
+    picture either way."""
+    sources = list(move.sources)
+    handed = [a for a in ctx.client.albums(target.id) if a.id in covers and a.albumThumbnailAssetId == target.id] if covers else []
+    if handed:
+        member_of = {s: {a.id for a in ctx.client.albums(s)} for s in sources}
+        for album in handed:
+            holder = next((s for s in sources if album.id in member_of[s]), None)
+            if holder is not None:  # else the user took the sources out of the album since: the copy stays its cover
+                ctx.client.set_album_cover(album.id, holder)
+    if primary and target.stack is not None and target.stack.primaryAssetId == target.id:
+        members = ctx.client.stack(target.stack.id).member_ids
+        holder = next((s for s in sources if s in members), None)
+        if holder is not None:
+            ctx.client.set_stack_primary(target.stack.id, holder)
 
 
 def _take_from_twin(ctx: RunContext, move: Move, target: Asset, outcome: Outcome, done: list[str]) -> None:
