@@ -120,6 +120,8 @@ def observe(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
     seen.append(("album remove answer", [(r["id"] == body["id"], r["success"], r.get("error")) for r in removed]))
     seen.append(("album remove again", [(r["success"], r.get("error")) for r in
                                         api.call("DELETE", f"/albums/{album['id']}/assets", json={"ids": [body["id"]]})]))
+    refused = api.call("PATCH", f"/albums/{album['id']}", expect=(400,), json={"albumThumbnailAssetId": body["id"]})
+    seen.append(("a cover that is not in the album is refused", refused["message"]))
     tag, = api.call("PUT", "/tags", json={"tags": [f"contract-{seed}"]})
     api.call("PUT", "/tags/assets", json={"tagIds": [tag["id"]], "assetIds": [body["id"]]})
     untagged = api.call("DELETE", f"/tags/{tag['id']}/assets", json={"ids": [body["id"]]})
