@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from tests.conftest import spawn_job
-from tests.fake_immich import FakeImmich, Scene
+from tests.fake_immich import FakeImmich, Scene, content
 from tests.invariant import curated
 from tests.test_kill_matrix import kill_points as traced_kill_points
 
@@ -47,7 +47,8 @@ def state(scene: Scene) -> dict:
         return {a.id: (a.deleted_at is None, curated(scene.world, a)) for a in scene.world.assets.values()}
 
 
-def assert_as_before(scene: Scene, before: dict) -> None:
+def assert_as_before(scene: Scene, before: dict, may_stay: frozenset[bytes] = frozenset()) -> None:
+    """Every asset as it was; what the move made is in the trash, except a copy of bytes in `may_stay`."""
     now = state(scene)
     for asset_id, (live, record) in before.items():
         assert asset_id in now, f"{asset_id} is gone"
@@ -55,8 +56,19 @@ def assert_as_before(scene: Scene, before: dict) -> None:
         assert live_now == live, f"{asset_id}: live {live} before, {live_now} now"
         assert record_now == record, f"{asset_id}: {record} before, {record_now} now"
     for asset_id, (live, _) in now.items():
-        if asset_id not in before:
+        if asset_id not in before and scene.world.assets[asset_id].blob.sha1 not in may_stay:
             assert not live, f"{asset_id}, made by the move, is still live"
+
+
+def same_bytes_at_two_paths(scene: Scene) -> frozenset[bytes]:
+    """The bytes that two different files of the external libraries hold. README, Limits: an undo leaves
+    their copy live (nothing lost), until a merge records the copy's whole record."""
+    paths: dict[bytes, set[str]] = {}
+    with scene.world.lock:
+        for a in scene.world.assets.values():
+            if not a.internal:
+                paths.setdefault(a.blob.sha1, set()).add(a.original_path)
+    return frozenset(sha1 for sha1, seen in paths.items() if len(seen) > 1)
 
 
 def test_verify_proves_every_moved_asset_and_names_what_changed_and_what_is_damaged(scene, run_job):
@@ -242,3 +254,22 @@ def test_a_cover_goes_back_to_the_path_twin_that_is_in_the_album(cover_of, scene
     undone = run_job(env, command="undo")
     assert undone.code == 0 and undone.counts()["undone"] == 1, undone.report["outcomes"]
     assert_as_before(scene, before)
+
+
+def test_the_same_bytes_at_two_paths_come_back_and_their_copy_stays(scene, run_job):
+    """A known gap (README, Limits), pinned as it is: dup/a.jpg and dup/b.jpg hold the same bytes; the
+    first's move makes the copy, the second's merges into it. Undo brings both back as they were, and
+    the copy stays live: nothing is lost, the user deletes the extra copy."""
+    lib = scene.library()
+    data = content(scene.next_seed())
+    first = scene.photo(lib, "dup/a.jpg", data=data)
+    scene.photo(lib, "dup/b.jpg", data=data)
+    scene.album("A", first, cover=first)
+    before = state(scene)
+    moved = run_job(scene.env()).counts()
+    assert (moved["uploaded"], moved["merged"]) == (1, 1), moved
+    undone = run_job(scene.env(), command="undo")
+    assert undone.code == 0 and undone.counts()["undone"] == 1 and not undone.outcomes("held"), undone.report["outcomes"]
+    assert_as_before(scene, before, may_stay=same_bytes_at_two_paths(scene))
+    copies = [a for a in scene.world.assets.values() if a.internal and a.blob.sha1 == first.blob.sha1]
+    assert [c.deleted_at is None for c in copies] == [True], "the gap as documented: the copy stays live"
