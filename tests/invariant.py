@@ -8,8 +8,10 @@ For every external asset of the migrated libraries at the start: either it still
 or an internal asset of the same owner holds the same bytes and covers its curated record (and is not
 in the trash). No internal asset exists twice. Every other asset, of every library and every user, is
 still there with its curation, and every internal asset that existed keeps its values (nothing is
-silently overwritten). Every file some other live asset still needs is still on disk, and every file
-that left the disk is held by an internal asset of the user whose deletion removed it.
+silently overwritten). Every file some other live asset still needs is still on disk (its original and
+the XMP sidecar it reads, under whichever name it was crawled), every new internal copy holds what its
+source's sidecar file held, and every file that left the disk is held by an internal asset of the user
+whose deletion removed it.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ class Snapshot:
     internals: dict[str, tuple[str, bytes, float | None, Curated]]  # every internal asset: (owner, sha1, deleted_at, curated)
     removed_before: int  # files already removed from disk when the snapshot was taken
     disk: dict[str, bytes]  # path -> sha1 of every file on disk
+    sidecars: dict[str, tuple[str, dict]]  # live external asset id -> (its sidecar file's real path, what it held)
 
 
 def snapshot(world: World, library_ids: list[str], owner_id: str | None = None) -> Snapshot:
@@ -160,10 +163,13 @@ def snapshot(world: World, library_ids: list[str], owner_id: str | None = None) 
                   and not a.is_offline):
                 sources[a.id] = (a.blob.sha1, a.blob.size, a.owner_id, curated(world, a), a.original_path)
             else:
-                needed = a.deleted_at is None and not a.is_offline and a.original_path in world.disk
+                needed = a.deleted_at is None and not a.is_offline and world.on_disk(a.original_path) is not None
                 externals[a.id] = (a.owner_id, a.original_path, a.deleted_at, curated(world, a), needed)
         disk = {path: blob.sha1 for path, blob in world.disk.items()}
-    return Snapshot(sources, externals, internals, len(world.removed_files), disk)
+        sidecars = {a.id: (world.real(a.sidecar_path), dict(world.disk_sidecars[world.real(a.sidecar_path)]))
+                    for a in world.assets.values() if not a.internal and a.deleted_at is None and not a.is_offline
+                    and a.sidecar_path is not None and world.real(a.sidecar_path) in world.disk_sidecars}
+    return Snapshot(sources, externals, internals, len(world.removed_files), disk, sidecars)
 
 
 def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_done: bool = True,
@@ -195,6 +201,9 @@ def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_d
                     assert delete_mode == "keep", f"{path}: not moved"
                 if twins and source_id not in held:
                     assert twins[0].deleted_at is None or delete_mode != "keep", f"{path}: its copy is in the trash"
+                if source_id in snap.sidecars:
+                    assert snap.sidecars[source_id][0] in world.disk_sidecars, \
+                        f"{path}: the XMP sidecar it reads was deleted from under it"
                 continue
             assert source_id not in held, f"{path}: reported held, but deleted"
             assert delete_mode != "keep", f"{path}: deleted although EXT2INT_DELETE=keep"
@@ -204,6 +213,9 @@ def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_d
             assert target.blob.size == size
             problems = [p for p in uncovered(before, curated(world, target)) if policy != "internal" or not _scalar(p)]
             assert not problems, f"{path}: the internal copy lacks {problems}"
+            if source_id in snap.sidecars and target.id not in snap.internals:  # a new copy gets the sidecar file
+                lacking = set(snap.sidecars[source_id][1]) - set(target.sidecar or {})
+                assert not lacking, f"{path}: the internal copy's sidecar lacks {sorted(lacking)} of the source's"
             if delete_mode == "trash" and source is not None:
                 assert source.deleted_at is not None
             states[source_id] = "moved"
@@ -218,7 +230,10 @@ def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_d
             lost = [p for p in uncovered(before, now) if owner not in movers or not p.startswith("stack")]
             assert not lost, f"{path}: {owner}'s asset lost {lost}"
             if needed:
-                assert asset.original_path in world.disk, f"{path}: its file was deleted from under it"
+                assert world.on_disk(asset.original_path) is not None, f"{path}: its file was deleted from under it"
+            if asset_id in snap.sidecars and asset.deleted_at is None:
+                assert snap.sidecars[asset_id][0] in world.disk_sidecars, \
+                    f"{path}: the XMP sidecar it reads was deleted from under it"
         for asset_id, (owner, sha, deleted_at, before) in snap.internals.items():
             asset = world.assets.get(asset_id)
             assert asset is not None, f"internal asset {asset_id} of {owner} was deleted"
@@ -228,10 +243,10 @@ def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_d
             assert not lost, f"internal asset {asset_id} lost {lost} (overwritten?)"
         users_of_file: dict[str, set[str]] = {}  # path -> every user with a live external asset of it before the run
         for _, _, owner, _, path in snap.sources.values():
-            users_of_file.setdefault(path, set()).add(owner)
+            users_of_file.setdefault(world.real(path), set()).add(owner)
         for owner, path, deleted_at, _, _ in snap.externals.values():
             if deleted_at is None:
-                users_of_file.setdefault(path, set()).add(owner)
+                users_of_file.setdefault(world.real(path), set()).add(owner)
         for path, blob, owner in world.removed_files[snap.removed_before:]:
             for user in users_of_file.get(path, set()) | {owner}:
                 holders = internal_by_content.get((user, blob.sha1), [])

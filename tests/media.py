@@ -91,6 +91,29 @@ def png(seed: int, size: tuple[int, int] = (320, 200)) -> bytes:
     return out.getvalue()
 
 
+def tiff(seed: int, size: tuple[int, int] = (320, 200)) -> bytes:
+    """A TIFF, the other half of a pair beside a JPEG (as a camera's RAW would be)."""
+    out = BytesIO()
+    _picture(seed, size).save(out, "TIFF")
+    return out.getvalue()
+
+
+def xmp(*, description: str = "", rating: int | None = None, tags: tuple[str, ...] = (), darktable: str = "") -> str:
+    """An XMP sidecar as Lightroom, digiKam or darktable write one beside a photo (`IMG_1.xmp`)."""
+    attributes = (f'\n    xmp:Rating="{rating}"' if rating is not None else "") + \
+                 (f'\n    darktable:history="{darktable}"' if darktable else "")
+    body = (f'\n   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">{description}</rdf:li></rdf:Alt></dc:description>'
+            if description else "")
+    if tags:
+        body += "\n   <digiKam:TagsList><rdf:Seq>" + "".join(f"<rdf:li>{t}</rdf:li>" for t in tags) + "</rdf:Seq></digiKam:TagsList>"
+    return ("<?xpacket begin='' id='W5M0MpCehiHzreSzNTczkc9d'?>\n<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n"
+            " <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n"
+            "  <rdf:Description rdf:about=\"\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\"\n"
+            "    xmlns:xmp=\"http://ns.adobe.com/xap/1.0/\" xmlns:digiKam=\"http://www.digikam.org/ns/1.0/\"\n"
+            f"    xmlns:darktable=\"http://darktable.sf.net/\"{attributes}>{body}\n"
+            "  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end='w'?>\n")
+
+
 def video(seed: int, path: Path, *, seconds: float = 1.0, size: str = "320x240",
           creation_time: str = "2020-07-04T12:00:00Z", content_id: str | None = None) -> Path:
     """A short H.264 MP4 (or MOV, by `path`'s suffix) made by ffmpeg; `seed` picks its colour; with

@@ -163,7 +163,7 @@ def test_values_a_copied_sidecar_brings_are_not_written_again(sidecar, fake, sce
     photo = scene.tag(scene.edit(scene.photo(lib, "a.jpg"), description="Cliffs at dawn", rating=4), "Trips/Ireland")
     with scene.world.lock:
         if not sidecar:
-            photo.sidecar = None  # Immich could not write the source's sidecar
+            scene.world.drop_sidecar(photo)  # Immich could not write the source's sidecar
         scene.world.sidecar_extraction_after_reads = 2  # behind other jobs: the job's first looks miss it
     snap = snapshot(scene.world, [lib.id], scene.admin.id)
     clock = Jumping()  # the waits pass through the job's clock seam, at their defaults

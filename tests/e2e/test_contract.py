@@ -282,3 +282,76 @@ def test_the_fake_deletes_files_and_links_live_photos_like_the_real_immich(e2e, 
     ], "Immich does what API.md says"
     differing = [(r, m) for r, m in zip(real, modelled) if r != m]
     assert not differing, "\n".join(f"real: {r}\nfake: {m}" for r, m in differing)
+
+
+def observe_sidecars_and_names(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
+    """Every file a delete removes (API.md "Sidecars"): a RAW+JPEG pair's one `IMG_1.xmp`, read by both,
+    goes with the first one deleted, and the copy endpoint then fails for the other; a folder reached
+    through a symbolic link is crawled under the link's name, and a delete through it removes the file."""
+    seen: list[tuple[str, object]] = []
+    me = api.me()
+
+    def library(folder: Path, count: int) -> dict:
+        lib = api.call("POST", "/libraries", json={"ownerId": me["id"], "name": folder.name, "importPaths": [str(folder)]})
+        api.call("POST", f"/libraries/{lib['id']}/scan")
+        wait_for(api, lambda: len(api.search(libraryId=lib["id"])) == count)
+        wait_idle(api)
+        return lib
+
+    pair = import_root / f"pair-{uuid.uuid4().hex[:8]}"
+    pair.mkdir(parents=True)
+    (pair / "IMG_1.xmp").write_text(media.xmp(description="Cliffs at dawn", rating=4, tags=("Trips/Ireland",),
+                                              darktable="12 edits"))
+    (pair / "IMG_1.jpg").write_bytes(media.jpeg(seed + 1))
+    (pair / "IMG_1.tif").write_bytes(media.tiff(seed + 2))
+    lib = library(pair, 2)
+    halves = {Path(a["originalPath"]).suffix: api.asset(a["id"]) for a in api.search(libraryId=lib["id"])}
+    seen.append(("both halves read IMG_1.xmp", sorted((s, a["exifInfo"]["description"], a["exifInfo"]["rating"],
+                                                      [t["value"] for t in a.get("tags", [])]) for s, a in halves.items())))
+    api.call("DELETE", "/assets", json={"ids": [halves[".jpg"]["id"]], "force": True})
+    wait_for(api, lambda: not (pair / "IMG_1.jpg").exists())
+    wait_idle(api)
+    seen.append(("a delete for good removes the shared sidecar", sorted(p.name for p in pair.iterdir())))
+    status, body = upload(api, media.jpeg(seed + 3), f"target-{seed}.jpg")
+    target = body["id"]
+    code, answer = status_and_body(api, "PUT", "/assets/copy", json={"sourceId": halves[".tif"]["id"], "targetId": target})
+    seen.append(("the copy fails when the sidecar file is gone", (code, (answer or {}).get("message"))))
+    seen.append(("the copy without the sidecar goes through", status_and_body(
+        api, "PUT", "/assets/copy", json={"sourceId": halves[".tif"]["id"], "targetId": target, "sidecar": False})[0]))
+
+    real = import_root / f"real-{uuid.uuid4().hex[:8]}"
+    real.mkdir(parents=True)
+    (real / "a.jpg").write_bytes(media.jpeg(seed + 4))
+    alias = import_root / f"alias-{uuid.uuid4().hex[:8]}"
+    alias.symlink_to(real)
+    first, second = library(real, 1), library(alias, 1)
+    mine, = api.search(libraryId=first["id"])
+    linked, = api.search(libraryId=second["id"])
+    seen.append(("a symbolic link is crawled under its own name", (mine["originalPath"] == str(real / "a.jpg"),
+                                                                  linked["originalPath"] == str(alias / "a.jpg"))))
+    api.call("DELETE", "/assets", json={"ids": [linked["id"]], "force": True})
+    wait_for(api, lambda: not (real / "a.jpg").exists())
+    seen.append(("a delete through the link removes the one file", (real / "a.jpg").exists()))
+    return seen
+
+
+@pytest.mark.e2e
+def test_the_fake_finds_deletes_and_copies_sidecars_and_follows_links_like_the_real_immich(e2e, tmp_path):
+    seed = random.randrange(1_000_000)
+    real = observe_sidecars_and_names(e2e.admin, e2e.import_root, seed)
+    fake = FakeImmich().start()
+    try:
+        modelled = observe_sidecars_and_names(Api(fake.url, Scene(fake).key), tmp_path, seed + 500)
+    finally:
+        fake.stop()
+    assert real == [
+        ("both halves read IMG_1.xmp", [(".jpg", "Cliffs at dawn", 4, ["Trips/Ireland"]),
+                                       (".tif", "Cliffs at dawn", 4, ["Trips/Ireland"])]),
+        ("a delete for good removes the shared sidecar", ["IMG_1.tif"]),
+        ("the copy fails when the sidecar file is gone", (500, "Failed to copy asset")),
+        ("the copy without the sidecar goes through", 204),
+        ("a symbolic link is crawled under its own name", (True, True)),
+        ("a delete through the link removes the one file", False),
+    ], "Immich does what API.md says"
+    differing = [(r, m) for r, m in zip(real, modelled) if r != m]
+    assert not differing, "\n".join(f"real: {r}\nfake: {m}" for r, m in differing)

@@ -73,6 +73,14 @@ class Scene:
             imported = self.world.scan(library)
         return next(a for a in imported if a.original_path == path)
 
+    def sidecar(self, library: Library, name: str, **values: Any) -> str:
+        """An XMP file in the library's folder (before its photos are scanned, they find it): `IMG_1.xmp`,
+        which a camera's RAW+JPEG pair shares, holds what Lightroom or darktable wrote."""
+        path = name if name.startswith("/") else f"{library.import_paths[0]}/{name}"
+        with self.world.lock:
+            self.world.put_sidecar(path, dict(values))
+        return path
+
     def photo(self, library: Library, name: str, *, seed: int | None = None, size: int = 4096, data: bytes | None = None,
               taken: str | None = "2019-05-01T09:00:00.000Z", tz: str | None = "Europe/Dublin",
               gps: tuple[float, float] | None = None, description: str = "", rating: int | None = None,
@@ -216,7 +224,7 @@ class Scene:
     def remove_file(self, asset: Asset) -> None:
         """The file vanished from disk; the next scan marks the asset offline."""
         with self.world.lock:
-            self.world.disk.pop(asset.original_path, None)
+            self.world.disk.pop(self.world.real(asset.original_path), None)
             self.world.scan(self.world.libraries[asset.library_id])
 
     def env(self, key: str | None = None, **more: str) -> dict[str, str]:

@@ -727,10 +727,10 @@ class Routes:
         for name, comparison in tree.items():
             (op, value), = comparison.items()
             if (name, op) not in {("libraryId", "eq"), ("originalPath", "eq"), ("checksum", "eq"), ("id", "eq"),
-                                  ("albumIds", "any"), ("isMotion", "eq")}:
+                                  ("albumIds", "any"), ("isMotion", "eq"), ("originalPath", "startsWith")}:
                 raise ApiError(400, "Validation failed", [{"code": "unrecognized_keys", "path": ["filter", name],
                                                           "message": "not modelled by the fake"}])
-            flat["exactPath" if name == "originalPath" else name] = value
+            flat[{"eq": "exactPath", "startsWith": "pathStartsWith"}[op] if name == "originalPath" else name] = value
         return flat
 
     @staticmethod
@@ -741,6 +741,8 @@ class Routes:
             assets = [a for a in assets if a.library_id == body["libraryId"]]
         if body.get("originalPath"):  # f_unaccent(originalPath) ILIKE '%' || value || '%'
             assets = [a for a in assets if body["originalPath"].lower() in a.original_path.lower()]
+        if body.get("pathStartsWith"):  # f_unaccent(originalPath) ILIKE value || '%'
+            assets = [a for a in assets if a.original_path.lower().startswith(body["pathStartsWith"].lower())]
         if body.get("exactPath"):
             assets = [a for a in assets if a.original_path == body["exactPath"]]
         if body.get("id"):
@@ -805,9 +807,9 @@ class Routes:
         asset = _asset_of(world, call, call.params["id"], "asset.download")
         if asset.internal:
             return Stream(asset.blob, asset.mime, f'W/"{asset.blob.size:x}-{int(asset.created_at * 1000):x}"')
-        if asset.is_offline or asset.original_path not in world.disk:
+        if asset.is_offline or world.on_disk(asset.original_path) is None:
             raise ApiError(500, "Internal server error")  # sendFile on a missing file
-        return Stream(world.disk[asset.original_path], asset.mime, world.etag(asset.original_path))
+        return Stream(world.on_disk(asset.original_path), asset.mime, world.etag(asset.original_path))
 
     @staticmethod
     def upload(world: World, call: Call):

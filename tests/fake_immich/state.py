@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import os
+import posixpath
 import re
 import threading
 import time
@@ -154,7 +156,8 @@ class Asset:
     stack_id: str | None = None
     metadata: dict[str, tuple[dict, float]] = field(default_factory=dict)
     edits: list[dict[str, Any]] = field(default_factory=list)
-    sidecar: dict[str, Any] | None = None
+    sidecar: dict[str, Any] | None = None  # the values of its sidecar (an external asset's: its file's, shared)
+    sidecar_path: str | None = None  # an external asset's recorded sidecar file (asset_file), as crawled
     width: int | None = None
     height: int | None = None
     extracted_at: float = 0.0
@@ -273,7 +276,8 @@ class World:
         self.activities: dict[str, Activity] = {}
         self.disk: dict[str, Blob] = {}  # absolute path -> content
         self.disk_mtime: dict[str, str] = {}
-        self.disk_sidecars: dict[str, dict[str, Any]] = {}
+        self.disk_sidecars: dict[str, dict[str, Any]] = {}  # real path of an XMP file -> its values
+        self.folder_links: dict[str, str] = {}  # a folder reached under another name (symlink, second mount) -> the real folder
         self.removed_files: list[tuple[str, Blob, str]] = []  # (path, content, owner of the asset whose deletion removed it)
         self.real_files: set[str] = set()  # files a scan read from the real file system (the contract test's)
         self.trash_days = 30
@@ -312,15 +316,36 @@ class World:
 
     def put_file(self, path: str, blob: Blob, *, embedded: Embedded | None = None, mtime: str | None = None,
                  sidecar: dict[str, Any] | None = None) -> None:
+        """A file on disk; `sidecar`: the values of its own sidecar `<path>.xmp` beside it."""
+        path = self.real(path)
         self.disk[path] = blob
         self.disk_mtime[path] = mtime or iso(time.time())
         if embedded is not None:
             self.embedded[blob.sha1] = embedded
         if sidecar is not None:
-            self.disk_sidecars[path] = sidecar
+            self.disk_sidecars[f"{path}.xmp"] = sidecar
+
+    def put_sidecar(self, path: str, values: dict[str, Any]) -> None:
+        """An XMP file on disk at `path` (`IMG_1.xmp`, which a RAW+JPEG pair shares)."""
+        self.disk_sidecars[self.real(path)] = values
+
+    def link(self, alias: str, folder: str) -> None:
+        """`alias` is another name of `folder` (a symbolic link, or the same share mounted twice)."""
+        self.folder_links[alias.rstrip("/")] = folder.rstrip("/")
+
+    def real(self, path: str) -> str:
+        """The file a path names, through the links."""
+        for alias, folder in self.folder_links.items():
+            if path == alias or path.startswith(alias + "/"):
+                return self.real(folder + path[len(alias):])
+        return path
+
+    def on_disk(self, path: str) -> Blob | None:
+        return self.disk.get(self.real(path))
 
     def etag(self, path: str) -> str:
         """Express's sendFile ETag of the file as it is now: W/"<size hex>-<mtime ms hex>" (seen on 3.1.0)."""
+        path = self.real(path)
         blob = self.disk[path]
         mtime = int(datetime.fromisoformat(self.disk_mtime[path].replace("Z", "+00:00")).timestamp() * 1000)
         return f'W/"{blob.size:x}-{mtime:x}"'
@@ -340,13 +365,18 @@ class World:
     def scan(self, library: Library) -> list[Asset]:
         """Import new files, mark vanished ones offline and trash them (API.md "Deleting"). Files on the
         real file system under the import paths are read in too (the contract tests write real files)."""
-        import os
-
         for root in library.import_paths:
+            if os.path.isdir(root) and os.path.realpath(root) != root.rstrip("/"):
+                self.link(root, os.path.realpath(root))  # a symbolic link: one folder under two names
             for folder, _, names in os.walk(root):
                 for name in names:
-                    path = os.path.join(folder, name)
-                    if path not in self.disk and not name.endswith(".xmp"):
+                    path = os.path.realpath(os.path.join(folder, name))
+                    if name.endswith(".xmp"):
+                        if path not in self.disk_sidecars:
+                            with open(path, encoding="utf-8", errors="replace") as handle:
+                                self.disk_sidecars[path] = read_xmp(handle.read())
+                            self.real_files.add(path)
+                    elif path not in self.disk:
                         with open(path, "rb") as handle:
                             blob = Blob.of(handle.read())
                         cid = content_id_in(blob.read_all())
@@ -355,20 +385,25 @@ class World:
                         self.real_files.add(path)
         imported = []
         known = {a.original_path: a for a in self.assets.values() if a.library_id == library.id}
-        for path in sorted(self.disk):
-            if not any(path.startswith(p.rstrip("/") + "/") for p in library.import_paths):
-                continue
-            if path in known or any(_glob(pattern).fullmatch(path) for pattern in library.exclusion_patterns):
-                continue
-            imported.append(self._import(library, path))
+        for real in sorted(self.disk):
+            for root in (p.rstrip("/") for p in library.import_paths):
+                # the crawl names a file as it walked to it: through a link, under the link's name
+                folder = self.real(root)
+                if not real.startswith(folder + "/"):
+                    continue
+                path = root + real[len(folder):]
+                if path in known or any(_glob(pattern).fullmatch(path) for pattern in library.exclusion_patterns):
+                    continue
+                known[path] = self._import(library, path)
+                imported.append(known[path])
         for path, asset in known.items():
-            if path not in self.disk and not asset.is_offline:
+            if self.real(path) not in self.disk and not asset.is_offline:
                 asset.is_offline = True
                 asset.deleted_at = asset.deleted_at or time.time()
         return imported
 
     def _import(self, library: Library, path: str) -> Asset:
-        blob = self.disk[path]
+        blob = self.disk[self.real(path)]
         name = path.rsplit("/", 1)[-1]
         kind = "VIDEO" if name.lower().endswith((".mp4", ".mov")) else "IMAGE"
         # current servers give external assets a checksum of the PATH, not of the bytes (API.md)
@@ -376,11 +411,17 @@ class World:
         asset = Asset(
             id=new_id(), owner_id=library.owner_id, library_id=library.id, type=kind, original_path=path,
             original_file_name=name, mime=_mime(name), blob=blob, checksum=checksum,
-            file_created_at=self.disk_mtime[path], file_modified_at=self.disk_mtime[path], created_at=time.time(),
+            file_created_at=self.disk_mtime[self.real(path)], file_modified_at=self.disk_mtime[self.real(path)],
+            created_at=time.time(),
             duration=1000 if kind == "VIDEO" else None,
         )
-        if path in self.disk_sidecars:
-            asset.sidecar = copy.deepcopy(self.disk_sidecars[path])
+        # metadata.service getSidecarCandidates: IMG_1.jpg.xmp, else IMG_1.xmp (names as crawled; the file
+        # system is case-sensitive). Every asset that finds one file records it: they share it.
+        for candidate in (f"{path}.xmp", f"{posixpath.splitext(path)[0]}.xmp"):
+            if self.real(candidate) in self.disk_sidecars:
+                asset.sidecar_path = candidate
+                asset.sidecar = self.disk_sidecars[self.real(candidate)]
+                break
         self.assets[asset.id] = asset
         self.extract(asset)
         return asset
@@ -402,7 +443,7 @@ class World:
             "projectionType": None, "rating": emb.rating,
         }
         tags = list(emb.tags)
-        sidecar = asset.sidecar or {}
+        sidecar = self.sidecar_file(asset) or {}
         if "description" in sidecar:
             exif["description"] = sidecar["description"]
         if "dateTimeOriginal" in sidecar:
@@ -517,7 +558,9 @@ class World:
     def write_fields(self, asset: Asset, values: dict[str, Any]) -> None:
         """PUT /assets and PUT /assets/{id}: DB values, then the sidecar write job puts the edited
         values into the asset's XMP sidecar (which the copy endpoint later copies)."""
-        sidecar = asset.sidecar if asset.sidecar is not None else {}
+        sidecar: dict[str, Any] = {}
+        if any(k in values for k in ("description", "rating", "latitude", "dateTimeOriginal", "timeZone")):
+            sidecar = self.sidecar_file(asset, create=True)
         if "isFavorite" in values:
             asset.is_favorite = bool(values["isFavorite"])
         if "visibility" in values:
@@ -550,15 +593,35 @@ class World:
             if zone is not None:
                 asset.exif["timeZone"] = zone
                 sidecar["timeZone"] = zone
-        if asset.sidecar is None and sidecar:
-            asset.sidecar = sidecar
         asset.updated_at = time.time()
 
     def tags_changed(self, asset: Asset) -> None:
         """tag.service updateTags: the tag list goes into the sidecar too."""
-        if asset.sidecar is None:
-            asset.sidecar = {}
-        asset.sidecar["tags"] = [self.tags[t].value for t in asset.tag_ids if t in self.tags]
+        self.sidecar_file(asset, create=True)["tags"] = [self.tags[t].value for t in asset.tag_ids if t in self.tags]
+
+    def sidecar_file(self, asset: Asset, *, create: bool = False) -> dict[str, Any] | None:
+        """The sidecar values an asset reads (extraction) and writes (metadata.service handleSidecarWrite:
+        its recorded file, else `<original>.xmp`, created when missing). An external asset's is a file on
+        disk, one for every asset that recorded it; an internal asset's is its own."""
+        if asset.internal or (asset.sidecar_path is None and not create):
+            if asset.sidecar is None and create:
+                asset.sidecar = {}
+            return asset.sidecar
+        if asset.sidecar_path is None:
+            asset.sidecar_path = f"{asset.original_path}.xmp"
+        real = self.real(asset.sidecar_path)
+        if real not in self.disk_sidecars:
+            if not create:
+                return None
+            self.disk_sidecars[real] = {}
+        asset.sidecar = self.disk_sidecars[real]
+        return asset.sidecar
+
+    def drop_sidecar(self, asset: Asset) -> None:
+        """The asset has no sidecar at all (Immich could not write one: a read-only library)."""
+        if asset.sidecar_path is not None:
+            self.disk_sidecars.pop(self.real(asset.sidecar_path), None)
+        asset.sidecar, asset.sidecar_path = None, None
 
     def copy_asset(self, source: Asset, target: Asset, *, albums: bool, shared_links: bool, stack: bool,
                    favorite: bool, sidecar: bool) -> None:
@@ -584,8 +647,13 @@ class World:
                 target.stack_id = source.stack_id
         if favorite:
             target.is_favorite = source.is_favorite
-        if sidecar and source.sidecar is not None:
-            target.sidecar = copy.deepcopy(source.sidecar)
+        if sidecar and source.sidecar_path is not None and self.real(source.sidecar_path) not in self.disk_sidecars:
+            # copySidecar copies the recorded file; when it is gone the call fails, after the steps above
+            # (seen on 3.1.0: the other half of a RAW+JPEG pair took the shared sidecar with it)
+            raise ApiError(500, "Failed to copy asset")
+        values = self.sidecar_file(source) if sidecar else None
+        if values is not None:
+            target.sidecar = copy.deepcopy(values)
             # the copy queues metadata extraction from file + new sidecar
             if self.sidecar_extraction_after_reads:
                 self.queued_extractions[target.id] = self.sidecar_extraction_after_reads
@@ -677,14 +745,18 @@ class World:
         if not asset.internal and not asset.is_offline:
             # the FILE goes, whatever else (another library, another user) still points at it
             library = self.libraries.get(asset.library_id or "")
-            if library is not None and not library.read_only and asset.original_path in self.disk:
-                self.removed_files.append((asset.original_path, self.disk.pop(asset.original_path), asset.owner_id))
-                self.disk_sidecars.pop(asset.original_path, None)
-                if asset.original_path in self.real_files:  # a real file the contract test wrote
-                    import os
-
-                    self.real_files.discard(asset.original_path)
-                    os.remove(asset.original_path)
+            real = self.real(asset.original_path)
+            if library is not None and not library.read_only and real in self.disk:
+                self.removed_files.append((real, self.disk.pop(real), asset.owner_id))
+                if asset.sidecar_path is not None:  # its sidecar too, whoever else reads it
+                    sidecar = self.real(asset.sidecar_path)
+                    self.disk_sidecars.pop(sidecar, None)
+                    if sidecar in self.real_files:
+                        self.real_files.discard(sidecar)
+                        os.remove(sidecar)
+                if real in self.real_files:  # a real file the contract test wrote
+                    self.real_files.discard(real)
+                    os.remove(real)
 
     # --- albums ---------------------------------------------------------------------------------
 
@@ -732,6 +804,23 @@ def _iso_field(value: str) -> str:
         moment = moment.replace(tzinfo=timezone.utc)
     return iso(moment.timestamp())
 
+
+
+def read_xmp(text: str) -> dict[str, Any]:
+    """The values Immich reads from a real XMP file (description, rating, digiKam tags), as the fake keeps them."""
+    import re
+
+    values: dict[str, Any] = {}
+    description = re.search(r"<dc:description>.*?<rdf:li[^>]*>(.*?)</rdf:li>", text, re.S)
+    if description:
+        values["description"] = description.group(1)
+    rating = re.search(r'xmp:Rating="(-?\d+)"', text)
+    if rating:
+        values["rating"] = int(rating.group(1))
+    tags = re.search(r"<digiKam:TagsList>(.*?)</digiKam:TagsList>", text, re.S)
+    if tags:
+        values["tags"] = re.findall(r"<rdf:li>(.*?)</rdf:li>", tags.group(1))
+    return values
 
 
 def _glob(pattern: str):
