@@ -119,7 +119,13 @@ def schema() -> dict:
                 "shutdownGrace": DURATION,
                 "logFormat": {"enum": ["json", "text", "auto"]},
                 "logLevel": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
+                "pathAliases": {"type": "array", "items": {"type": "string", "pattern": "^/[^=,]*=/[^=,]*$"},
+                                "description": "e.g. /mnt/photos=/photos"},
             }),
+            "libraryMounts": {"type": "array", "items": obj({
+                "mountPath": {"type": "string", "pattern": "^/"},
+                "volume": volume_source(),
+            }, ("mountPath", "volume"), description="a library's folder, mounted read-only at Immich's path")},
             "extraEnv": {"type": "array", "items": kubernetes("EnvVar")},
             "cronjob": obj({
                 "concurrencyPolicy": {"enum": ["Forbid", "Replace"],
@@ -153,6 +159,16 @@ def schema() -> dict:
             "affinity": kubernetes("Affinity"),
         }, ("mode", "image", "immich", "schedule", "migration")),
     }
+
+
+def volume_source() -> dict:
+    """A Kubernetes volume without its name (the chart names it)."""
+    volume = kubernetes("Volume")
+    volume["properties"].pop("name")
+    volume["required"] = [r for r in volume.get("required", []) if r != "name"]
+    if not volume["required"]:
+        volume.pop("required")
+    return volume
 
 
 def render() -> str:

@@ -1,5 +1,5 @@
-"""The command line: `ext2int [run|plan|libraries|serve]`, configured by environment variables only.
-The only module that prints to the terminal or decides exit codes (see README, "Exit codes")."""
+"""The command line: `ext2int [run|plan|libraries|serve|verify|undo|undo-plan]`, configured by environment
+variables only: where each command starts and where its exit code is decided (see README, "Exit codes")."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 from job import __version__, logs, secrets
 from job.clock import SYSTEM, Clock
+from job.decide import sharing
 from job.immich import errors
 from job.immich.client import ImmichClient
 from job.immich.http import Transport
@@ -254,6 +256,8 @@ def list_libraries(settings: Settings) -> int:
         mine = "yes" if keyholder else "no: owner's key needed"
         shown = "-" if count is None else str(count)
         print(f"{library.id:<36}  {shown:>7}  {mine:<10}  {library.name} ({owners.get(library.ownerId, library.ownerId)})")
+    for line in sharing(replace(crew.keyholders[0].scope, libraries=tuple(libraries))):
+        print(f"shared: {line}")
     return EXIT_OK
 
 

@@ -67,6 +67,11 @@ class Scope:
     owners: dict[str, str] = field(default_factory=dict)  # user id -> name, for messages
     media_root: str | None = None  # Immich's own media folder, once an internal asset showed it
     acting: frozenset[str] = frozenset()  # every user the run holds a key for (it moves their selected libraries)
+    aliases: paths.Aliases = paths.Aliases()  # other names of one folder (EXT2INT_PATH_ALIASES, what the job sees)
+
+    def names(self, path: str) -> tuple[str, ...]:
+        """Every path under which a library may hold the file at `path` (itself first)."""
+        return self.aliases.names(path, (root for lib in self.libraries for root in lib.importPaths))
 
     def library_name(self, library_id: str | None) -> str:
         found = next((lib for lib in self.libraries if lib.id == library_id), None)
@@ -142,9 +147,12 @@ class FileView:
 def file_holds(path: str, library_id: str | None, scope: Scope) -> FileView:
     """Deleting an external asset for good deletes its file, whatever else points at it. Which other
     libraries could hold the same file, and may this run let it go?"""
-    if paths.in_immich_storage(path, scope.media_root):
+    names = scope.names(path)
+    if any(paths.in_immich_storage(name, scope.media_root) for name in names):
         return FileView(hold(Hold.IMMICH_STORAGE, f"{path} is inside Immich's media folder {scope.media_root}"))
-    others = [lib for lib in paths.covering(scope.libraries, path) if lib.id != library_id]
+    others = [lib for lib in paths.covering(scope.libraries, names) if lib.id != library_id]
+    if len(names) > 1:  # under another name the file may also be in its own library, as a second asset
+        others += [lib for lib in scope.libraries if lib.id == library_id and paths.covering([lib], names[1:])]
     theirs = [lib for lib in others if lib.ownerId != scope.user_id]
     partners = tuple(lib for lib in theirs if lib.ownerId in scope.acting and lib.id in scope.selected)
     held = [lib for lib in theirs if lib not in partners]
@@ -156,6 +164,24 @@ def file_holds(path: str, library_id: str | None, scope: Scope) -> FileView:
                     partners=partners)
 
 
+PROBE = ".ext2int-any-extension"  # a name no exclusion pattern names: could a library hold SOME file of that stem?
+
+
+def sidecar_readers(path: str, scope: Scope) -> tuple[Decision | None, frozenset[str]]:
+    """Immich deletes a file's sidecar with it, and `IMG_1.xmp` may be read by every `IMG_1.*` of the folder.
+    Other users' assets cannot be searched without their key, so any other user's library that could hold
+    such a file (its import paths and exclusion patterns, for a name of that stem) holds the file, unless
+    the run moves that library too: then the users whose assets of that stem must be looked up."""
+    names = scope.names(path)
+    probes = [paths.stem_of(name) + PROBE for name in names]
+    theirs = [lib for lib in paths.covering(scope.libraries, probes) if lib.ownerId != scope.user_id]
+    held = [lib for lib in theirs if lib.ownerId not in scope.acting or lib.id not in scope.selected]
+    if held:
+        return hold(Hold.SIDECAR_SHARED, *(f"{scope.describe(lib)} may hold a file beside {path} that reads the same "
+                                           f"XMP sidecar" for lib in held)), frozenset()
+    return None, frozenset(lib.ownerId for lib in theirs)
+
+
 def _why_held(library: Library, scope: Scope) -> str:
     owner = scope.owners.get(library.ownerId, library.ownerId)
     if library.ownerId in scope.acting:
@@ -164,11 +190,13 @@ def _why_held(library: Library, scope: Scope) -> str:
 
 
 def twins(source: Asset, found: Iterable[Asset], scope: Scope) -> tuple[Decision | None, list[Asset]]:
-    """The user's other live assets at the same path: path twins in selected libraries move with the
-    source (same file, same bytes, one target); anything else holds it."""
+    """The user's other live assets of the same file (at the same path, or under another of its names):
+    path twins in selected libraries move with the source (same file, same bytes, one target); anything
+    else holds it."""
+    names = scope.names(source.originalPath)
     moving: list[Asset] = []
     for other in found:
-        if other.id == source.id or other.originalPath != source.originalPath or other.isTrashed or other.isOffline:
+        if other.id == source.id or other.originalPath not in names or other.isTrashed or other.isOffline:
             continue
         if not other.is_external:
             return hold(Hold.IMMICH_STORAGE, f"{other.originalPath} is also the file of internal asset {other.id}"), []
@@ -176,3 +204,18 @@ def twins(source: Asset, found: Iterable[Asset], scope: Scope) -> tuple[Decision
             return hold(Hold.SHARED_UNSELECTED, f"also in your library {scope.library_name(other.libraryId)}"), []
         moving.append(other)
     return None, sorted(moving, key=lambda a: a.id)
+
+
+def sharing(scope: Scope) -> list[str]:
+    """`ext2int libraries`: which libraries share files with which (by path or by another name), and what
+    that means for a move."""
+    lines = []
+    for a, b, folder, aliased in paths.shared_folders(scope.libraries, scope.aliases):
+        how = "under another name: an alias, or a link the job sees" if aliased else "the same path"
+        if a.ownerId == b.ownerId:
+            meaning = "select both and their assets of one file move together; select one and those files are held"
+        else:
+            meaning = ("those files are held unless one run holds both owners' keys and moves both libraries; their "
+                       "assets then move together, each to its owner")
+        lines.append(f"{scope.describe(a)} and {scope.describe(b)} share {folder} ({how}): {meaning}")
+    return lines

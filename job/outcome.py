@@ -113,6 +113,13 @@ class Hold(Reason):
     CURATED_SINCE = "curated_since", (
         "undo: the internal copy was curated since the move (see the details): it stays beside the restored external "
         "asset; delete it in Immich if it should go")
+    SIDECAR_SHARED = "sidecar_shared", (
+        "another asset that this run does not move may read the same XMP sidecar file (IMG_1.CR2 and IMG_1.JPG both "
+        "read IMG_1.xmp), and Immich deletes the sidecar with the original: add that asset's library to "
+        "EXT2INT_LIBRARY_IDS (or give the run its owner's key) so they move together")
+    NAMES_DIFFER = "names_differ", (
+        "another asset is at another name of this file (EXT2INT_PATH_ALIASES, or the folders the job sees), but "
+        "Immich serves the two with different sizes or times: they may not be one file. Check the aliases")
     FILE_CHANGED = "file_changed", (
         "the file changed on disk after its bytes were copied: it stays. After Immich's next library scan, a run "
         "moves the new version")

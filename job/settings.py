@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from job.paths import parse_aliases
 from job.record import Policy
 from job.values import (
     DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, cron_expression,
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     on_conflict: Policy = Field(default=Policy.HOLD, validation_alias="EXT2INT_ON_CONFLICT")
     join_descriptions: bool = Field(default=False, validation_alias="EXT2INT_JOIN_DESCRIPTIONS")
     assume_unshared: bool = Field(default=False, validation_alias="EXT2INT_ASSUME_UNSHARED")
+    path_aliases: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(default=(), validation_alias="EXT2INT_PATH_ALIASES")
     rehash_after: Annotated[float, NoDecode] = Field(default=600.0, validation_alias="EXT2INT_REHASH_AFTER")
     claim_wait: Annotated[float, NoDecode] = Field(default=2.0, validation_alias="EXT2INT_CLAIM_WAIT")
     claim_ttl: Annotated[float, NoDecode] = Field(default=1800.0, validation_alias="EXT2INT_CLAIM_TTL")
@@ -131,6 +133,11 @@ class Settings(BaseSettings):
         if value < low or (high is not None and value > high):
             raise ValueError(message)
         return value
+
+    @field_validator("path_aliases", mode="before")
+    @classmethod
+    def _path_aliases(cls, value: object) -> tuple[tuple[str, str], ...]:
+        return parse_aliases(value) if isinstance(value, str) else tuple(value or ())
 
     @field_validator("max_bytes")
     @classmethod

@@ -42,6 +42,12 @@ VALUE_SETS = {
                     "grafanaDashboard": {"enabled": True}},
         "migration": {"libraryIds": ["1b4d2c5e-0000-4000-8000-000000000000"], "maxDuration": "45m"},
     },
+    "cronjob-library-mounts": {
+        "immich": {"apiKey": {"existingSecret": "immich-api-key"}},
+        "migration": {"pathAliases": ["/mnt/photos=/photos"]},
+        "libraryMounts": [{"mountPath": "/mnt/photos", "volume": {"persistentVolumeClaim": {"claimName": "photos"}}},
+                          {"mountPath": "/srv/nas", "volume": {"nfs": {"server": "nas.local", "path": "/volume1/photo"}}}],
+    },
     "cronjob-family-keys": {"immich": {"apiKeys": {"existingSecret": "immich-ext2int-keys"}},
                             "metrics": {"pushgatewayUrl": "http://pushgateway.monitoring:9091"}},
     "deployment-monitors-on": {
@@ -132,6 +138,19 @@ def test_pods_meet_the_restricted_pod_security_standard(name):
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert "/tmp" in mounts
     assert not any(v.get("hostPath") for v in spec["volumes"])
+
+
+def test_the_libraries_folders_are_mounted_read_only_at_immichs_paths_and_aliases_reach_the_job():
+    spec = pod_spec(render(VALUE_SETS["cronjob-library-mounts"]))
+    container = spec["containers"][0]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for path, source in (("/mnt/photos", "persistentVolumeClaim"), ("/srv/nas", "nfs")):
+        assert mounts[path]["readOnly"] is True, "the job never writes to the photos"
+        assert source in volumes[mounts[path]["name"]]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["EXT2INT_PATH_ALIASES"] == "/mnt/photos=/photos"
+    assert "EXT2INT_PATH_ALIASES" not in {e["name"] for e in pod_spec(render(VALUE_SETS["cronjob-existing-secret"]))["containers"][0]["env"]}
 
 
 def test_default_mode_is_a_cronjob_that_never_overlaps():

@@ -154,7 +154,9 @@ def test_a_listing_that_fails_mid_run_ends_the_run_with_a_report_and_code_3(fake
     assert "Immich failed a call the whole run depends on" in first.report["stoppedBecause"]
     assert "POST /api/search/metadata" in first.report["stoppedBecause"] and "500" in first.report["stoppedBecause"]
     assert "Immich failed" in first.stderr
-    check(scene.world, snap)  # nothing lost: the units in flight either finished or left their source
+    # nothing lost: the units in flight either finished or left their source (the gate searches too: a unit
+    # whose search failed there kept its source)
+    check(scene.world, snap, require_done=False)
     fake.faults.clear()
     second = run_job(scene.env())
     assert second.code == 0, second.stderr

@@ -118,6 +118,25 @@ def world_family_shared_folder(scene: Scene):
     return [mums, dads]
 
 
+def world_raw_jpeg_pair(scene: Scene):
+    """A camera's pair reading Lightroom's one IMG_1.xmp: they go together, once both copies hold it."""
+    lib = scene.library()
+    scene.sidecar(lib, "IMG_1.xmp", description="Cliffs", rating=4, tags=["Trips/Ireland"], darktable="12 edits")
+    raw = scene.photo(lib, "IMG_1.CR2", mtime="2026-01-02T00:00:00.000Z")
+    scene.album("Ireland", scene.photo(lib, "IMG_1.JPG", mtime="2026-01-01T00:00:00.000Z"))
+    scene.favorite(raw)
+    return lib
+
+
+def world_linked_folder(scene: Scene):
+    """One user's libraries over a folder and over a symbolic link to it (declared as an alias)."""
+    scene.world.link("/photos", "/mnt/photos")
+    mounted, linked = scene.library("mounted", paths=["/mnt/photos"]), scene.library("linked", paths=["/photos"])
+    scene.favorite(scene.photo(mounted, "a.jpg"))
+    scene.album("Linked", scene.scan(linked)[0])
+    return [mounted, linked]
+
+
 WORLDS = {
     "photo": world_photo,
     "video": world_video,
@@ -130,6 +149,8 @@ WORLDS = {
     "live_across_libraries": world_live_across_libraries,
     "same_bytes_two_paths": world_same_bytes_two_paths,
     "family_shared_folder": world_family_shared_folder,
+    "raw_jpeg_pair": world_raw_jpeg_pair,
+    "linked_folder": world_linked_folder,
 }
 
 
@@ -140,6 +161,8 @@ def library_ids(built) -> list[str]:
 def env_for(scene: Scene, built, **more: str) -> dict[str, str]:
     """The admin's key, or both users' (a folder of keys) for a world with the other user's library."""
     env = scene.env(**more)
+    if scene.world.folder_links:  # the user declares the links their libraries go through
+        env["EXT2INT_PATH_ALIASES"] = ",".join(f"{a}={b}" for a, b in scene.world.folder_links.items())
     if any(lib.owner_id == scene.other.id for lib in (built if isinstance(built, list) else [built])):
         folder = Path(tempfile.mkdtemp(prefix="ext2int-keys-"))
         (folder / "mum").write_text(scene.key)

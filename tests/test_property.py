@@ -83,10 +83,11 @@ def build_world(data, scene: Scene):
 
 def relations(data, scene: Scene, lib) -> list:
     """What else points at the library's files: another user's library over a shared folder, one of the
-    user's own libraries over a sub-folder, a phone backup's live video, the same bytes at two paths."""
+    user's own libraries over a sub-folder, a phone backup's live video, the same bytes at two paths, a
+    RAW+JPEG pair reading one sidecar (perhaps gone from disk), a library over a symbolic link."""
     libraries = []
-    chosen = data.draw(st.lists(st.sampled_from(["shared", "overlap", "phone_live", "duplicate", "family"]), unique=True,
-                                max_size=3), label="relations")
+    chosen = data.draw(st.lists(st.sampled_from(["shared", "overlap", "phone_live", "duplicate", "family", "raw_pair",
+                                                 "linked"]), unique=True, max_size=3), label="relations")
     if "shared" in chosen:
         scene.library("theirs", owner=scene.other, paths=["/mnt/photos/shared"])
         scene.favorite(scene.photo(lib, "shared/family.jpg"))
@@ -110,6 +111,25 @@ def relations(data, scene: Scene, lib) -> list:
             scene.album("Dad's", his, owner=scene.other)
             scene.tag(his, "Kids")
         libraries.append(dads)
+    if "raw_pair" in chosen:
+        sidecar = scene.sidecar(lib, "cam/IMG_5.xmp", description="from lightroom", rating=4, tags=["Best"],
+                                darktable="history")
+        raw, jpeg = scene.photo(lib, "cam/IMG_5.CR2"), scene.photo(lib, "cam/IMG_5.JPG")
+        if data.draw(st.booleans(), label="pair curation"):
+            scene.favorite(jpeg)
+            scene.album("Pair", raw)
+        if data.draw(st.integers(0, 3), label="pair sidecar gone") == 0:
+            with scene.world.lock:
+                del scene.world.disk_sidecars[sidecar]
+    if "linked" in chosen:  # declared with EXT2INT_PATH_ALIASES (with_keys)
+        scene.world.link("/linked", "/mnt/photos/linked")
+        linked = scene.library("linked", paths=["/linked"])
+        photo = scene.photo(lib, "linked/x.jpg")
+        twin = scene.scan(linked)[0]
+        if data.draw(st.booleans(), label="linked curation"):
+            scene.favorite(twin)
+            scene.edit(photo, description="under the mount")
+        libraries.append(linked)
     if "duplicate" in chosen:
         data_bytes = content(scene.next_seed())
         first = scene.photo(lib, "dup/a.jpg", data=data_bytes)
@@ -132,6 +152,8 @@ def with_keys(scene, libraries, **more: str) -> dict[str, str]:
         env["IMMICH_API_KEY"] = ""
         env["IMMICH_API_KEYS_DIR"] = str(folder)
     env["EXT2INT_LIBRARY_IDS"] = ",".join(lib.id for lib in libraries)
+    if scene.world.folder_links:
+        env["EXT2INT_PATH_ALIASES"] = ",".join(f"{a}={b}" for a, b in scene.world.folder_links.items())
     return env
 
 

@@ -97,6 +97,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .logFormat | quote }}
 - name: EXT2INT_LOG_LEVEL
   value: {{ .logLevel | quote }}
+{{- if .pathAliases }}
+- name: EXT2INT_PATH_ALIASES
+  value: {{ join "," .pathAliases | quote }}
+{{- end }}
 {{- end }}
 - name: EXT2INT_TIMEZONE
   value: {{ .Values.timeZone | quote }}
@@ -163,6 +167,11 @@ containers:
         readOnly: true
       - name: tmp
         mountPath: /tmp
+      {{- range $i, $m := .Values.libraryMounts }}
+      - name: library-{{ $i }}
+        mountPath: {{ $m.mountPath | quote }}
+        readOnly: true
+      {{- end }}
 volumes:
   - name: api-key
     secret:
@@ -179,6 +188,10 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
+  {{- range $i, $m := .Values.libraryMounts }}
+  - name: library-{{ $i }}
+    {{- toYaml $m.volume | nindent 4 }}
+  {{- end }}
 {{- with .Values.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}

@@ -47,7 +47,9 @@ class Capabilities:
 
 # flat search field -> (filter tree field, comparison), for servers with the filter tree (3.2+)
 _TREE = {"libraryId": ("libraryId", "eq"), "originalPath": ("originalPath", "eq"), "checksum": ("checksum", "eq"),
-         "id": ("id", "eq"), "albumIds": ("albumIds", "any"), "isMotion": ("isMotion", "eq")}
+         "id": ("id", "eq"), "albumIds": ("albumIds", "any"), "isMotion": ("isMotion", "eq"),
+         "pathStartsWith": ("originalPath", "startsWith")}
+_FLAT = {"pathStartsWith": "originalPath"}  # older servers: the flat substring match, a wider net
 
 
 def search_body(version: tuple[int, int, int], *, page: int, size: int, with_exif: bool, with_deleted: bool,
@@ -64,7 +66,7 @@ def search_body(version: tuple[int, int, int], *, page: int, size: int, with_exi
         if wanted:
             body["filter"] = {_TREE[k][0]: {_TREE[k][1]: v} for k, v in wanted.items()}
     else:
-        body.update(wanted)
+        body.update({_FLAT.get(k, k): v for k, v in wanted.items()})
     return body
 
 
@@ -139,6 +141,13 @@ class ImmichClient(AssetCalls, CurationCalls):
         """The user's live assets whose file is exactly `path` (any library, internal ones too)."""
         return [a for a in self.iter_assets(size=1000, with_exif=False, originalPath=path, libraryId=library_id)
                 if a.originalPath == path]
+
+    def assets_with_stem(self, stem: str) -> list[Asset]:
+        """The user's live assets whose path starts with `stem`, compared without case (Immich's ILIKE):
+        the files that may share a sidecar with `stem`'s file (`paths.share_sidecar` tells which do)."""
+        wanted = stem.casefold()
+        return [a for a in self.iter_assets(size=1000, with_exif=False, pathStartsWith=stem)
+                if a.originalPath.casefold().startswith(wanted)]
 
     def count_assets(self, library_id: str) -> int:
         data = self.t.json(E["statistics"], json_body={"libraryId": library_id})

@@ -12,6 +12,7 @@ computed from what the target lacks, and nothing is deleted until the gate has j
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from job.move.verify import settle_and_verify
 from job.outcome import Hold, Kind, Outcome, Skip, Stage
 from job.record import record_of
 from job.settings import DeleteMode
+
+log = logging.getLogger("ext2int")
 
 
 class Mover:
@@ -159,6 +162,11 @@ class Mover:
                 member.expected = expected
                 bring.restore(ctx, member)  # a twin in the trash comes out only now: nothing holds the unit
                 carry.carry(ctx, member, before, pending.ids)
+                if member.sidecar_missing:
+                    note = (f"the XMP sidecar of {member.source.asset.originalPath} is missing on disk: the values "
+                            "Immich had read from it were carried through the API (nothing else the file held)")
+                    outcome.cannot_move.append(note)
+                    log.warning("%s", note)
         with self._step(outcome, stage, Stage.VERIFY):
             for member in members:
                 settle_and_verify(ctx, member, pending.ids)

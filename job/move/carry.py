@@ -9,6 +9,7 @@ from typing import Any
 
 from job import journal, ledger
 from job.facts import Facts
+from job.immich import errors
 from job.move import faces, read
 from job.move.context import Identity, Member, RunContext
 from job.record import Conflict, Record, blocking, merge, record_of
@@ -73,9 +74,21 @@ def copy(ctx: RunContext, member: Member, args: Any, *, sidecar: bool) -> None:
         if stack:
             current = ctx.client.asset(member.target_id).stack
             stack = current is None or current.id != source.asset.stack.id
-        ctx.client.copy(source.asset.id, member.target_id, albums=bool(args.get("albums", True)),
-                        shared_links=bool(args.get("shared_links", True)), stack=stack, favorite=False,
-                        sidecar=sidecar and index == 0)
+        with_sidecar = sidecar and index == 0 and not member.sidecar_missing
+        try:
+            ctx.client.copy(source.asset.id, member.target_id, albums=bool(args.get("albums", True)),
+                            shared_links=bool(args.get("shared_links", True)), stack=stack, favorite=False,
+                            sidecar=with_sidecar)
+        except errors.ServerError:
+            if not with_sidecar:
+                raise
+            # Immich copies the sidecar last and fails the whole call when the source's recorded sidecar
+            # file is gone from disk (seen on 3.1.0: the other half of a RAW+JPEG pair took it, or it was
+            # deleted by hand). Copy the rest without it; the values it carried are then written through
+            # the API (verify writes what the target lacks at once, without waiting for a sidecar).
+            member.sidecar_missing, member.sidecar_at = True, None
+            copy(ctx, member, args, sidecar=False)
+            return
 
 
 def apply(ctx: RunContext, writes: list[Write], member: Member, target: Facts) -> None:

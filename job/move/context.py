@@ -136,6 +136,7 @@ class Member:
     earlier: bool = False  # the bytes were proven by an earlier run (its journal)
     live_target: str | None = None  # a still's target must link to this video (moved, or internal)
     sidecar_at: float | None = None  # when the source's sidecar was copied to a new target (the run's clock)
+    sidecar_missing: bool = False  # Immich could not copy the source's sidecar: its file is gone from disk
     expected: Record | None = None  # what the target must hold, once carried
     carried: dict[str, Record] = field(default_factory=dict)  # each source's record, as the carry read it
 

@@ -1,18 +1,23 @@
 """The evidence the delete gate judges, read at the moment of deletion: each source again (its whole
 curated record and our claim), each target, each file's ETag (and its bytes hashed again when the proof
-is old), who else holds the file, and which stills use a video that goes. Only reads."""
+is old), who else holds the file under any of its names, who else may read its XMP sidecar, and which
+stills use a video that goes. Only reads."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from job.decide import FileView, Scope, file_holds
+import os
+import posixpath
+
+from job.decide import Decision, FileView, Scope, file_holds, sidecar_readers
 from job.facts import Facts
 from job.immich import errors
 from job.immich.models import Asset
 from job.move import read
 from job.move.context import Member, Pending, RunContext
+from job.paths import share_sidecar, stem_of
 from job.transfer import hash_original
 
 
@@ -23,6 +28,10 @@ class FileNow:
     view: FileView  # what the libraries say about the file
     found: list[Asset] | None  # the user's live assets at the path, when looked up
     partners: list[Asset] = field(default_factory=list)  # other users' live assets of the file, in libraries this run moves
+    names: tuple[str, ...] = ()  # the file's path, and its other names
+    siblings: list[Asset] = field(default_factory=list)  # live assets of other files that may read the same sidecar
+    sidecar_hold: Decision | None = None  # another user's library, not moved by this run, may read its sidecar
+    files_beside: tuple[str, ...] = ()  # where the job sees the folder: the other files there that may read it
 
 
 @dataclass
@@ -58,13 +67,52 @@ def _file_now(ctx: RunContext, member: Member, scope: Scope, others: Callable[[s
     stale = member.earlier or ctx.clock.monotonic() - member.proven_at > ctx.settings.rehash_after
     hashed = hash_original(ctx.client, source) if stale or etag is None or etag != member.etag else None
     view = file_holds(source.originalPath, source.libraryId, scope)
-    found = ctx.client.assets_at(source.originalPath) if view.hold is None and view.look_up else None
+    names = scope.names(source.originalPath)
+    if view.hold is not None:
+        return FileNow(etag, hashed, view, None, names=names)
+    sidecar_hold, readers = sidecar_readers(source.originalPath, scope)
+    # one search per name finds both the file's other assets and the files that may share its sidecar
+    near = _near(ctx.client, names)
+    found = [a for a in near if a.originalPath in names]
+    siblings = [a for a in near if _sibling(a, names)]
     partners = []
-    if view.hold is None and view.partners:
+    libraries = {lib.id: lib.ownerId for lib in view.partners}
+    owners = set(libraries.values()) | (set(readers) if sidecar_hold is None else set())
+    if owners:
         assert others is not None, "a file shared with another user's library, in a run without their context"
-        libraries = {lib.id: lib.ownerId for lib in view.partners}
-        for owner in sorted(set(libraries.values())):
-            partners += [a for a in others(owner).client.assets_at(source.originalPath)
-                         if libraries.get(a.libraryId) == owner and a.originalPath == source.originalPath
-                         and not a.isTrashed and not a.isOffline]
-    return FileNow(etag, hashed, view, found, partners)
+    for owner in sorted(owners):
+        theirs = _near(others(owner).client, names)
+        partners += [a for a in theirs if libraries.get(a.libraryId) == owner and a.originalPath in names
+                     and not a.isTrashed and not a.isOffline]
+        siblings += [a for a in theirs if _sibling(a, names)]
+    return FileNow(etag, hashed, view, found, partners, names, siblings, sidecar_hold, _files_beside(names, scope))
+
+
+def _near(client, names: tuple[str, ...]) -> list[Asset]:
+    """The user's live assets whose path starts like one of `names` without its extension, each once."""
+    found: dict[str, Asset] = {}
+    for stem in dict.fromkeys(stem_of(name) for name in names):
+        for asset in client.assets_with_stem(stem):
+            found.setdefault(asset.id, asset)
+    return list(found.values())
+
+
+def _sibling(asset: Asset, names: tuple[str, ...]) -> bool:
+    return asset.originalPath not in names and any(share_sidecar(name, asset.originalPath) for name in names)
+
+
+def _files_beside(names: tuple[str, ...], scope: Scope) -> tuple[str, ...]:
+    """Where the job sees the file's folder itself (mounted beside Immich at the same path): the other
+    files there that may read the same sidecar, in Immich or not (a RAW left out of every library)."""
+    if scope.aliases.identity is None:
+        return ()
+    found = []
+    for name in names:
+        folder = posixpath.dirname(name)
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        found += [posixpath.join(folder, e) for e in entries
+                  if not e.lower().endswith(".xmp") and share_sidecar(name, posixpath.join(folder, e))]
+    return tuple(dict.fromkeys(found))

@@ -113,9 +113,10 @@ class Gate:
             parked, self.parked = self.parked, []
         for pending in parked:
             missing = ", ".join(sorted({f"{self._owner(a)}'s {a.originalPath}" for a in self._missing.get(id(pending), {}).values()}))
-            self._not_now(pending, Verdict("wait", message="the same file is also in another user's library this run "
-                                                           "moves, and that asset did not pass the gate in this run; a "
-                                                           "later run moves both", details=(missing,) if missing else ()))
+            self._not_now(pending, Verdict("wait", message="an asset it must go with (the same file in another user's "
+                                                           "library, or a file that may read the same XMP sidecar) did "
+                                                           "not pass the gate in this run; a later run moves them "
+                                                           "together", details=(missing,) if missing else ()))
             self.account(pending.outcome)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -160,8 +161,9 @@ class Gate:
                 for p in group.units:
                     if verdicts[id(p)] is PASS:  # the file stays while another user's asset of it stays
                         first = refused[0]
-                        verdicts[id(p)] = Verdict("wait", message=f"the same file's asset {first.outcome.path} of "
-                                                  f"{self._owner(first.unit.asset)} did not pass the gate now: "
+                        verdicts[id(p)] = Verdict("wait", message=f"{first.outcome.path} of {self._owner(first.unit.asset)}, "
+                                                  f"which must go with it (the same file, or the same sidecar), did "
+                                                  f"not pass the gate now: "
                                                   f"{verdicts[id(first)].message or verdicts[id(first)].kind}")
                 decided += group.units
             elif group.missing and park:
@@ -201,7 +203,7 @@ class Gate:
             evidence = gather(ctx, pending, scope, others=lambda user: self.ctxs[user])
             verdict = judge(pending, evidence, scope=scope, is_source=ctx.sources.__contains__,
                             claim_holds=lambda f: claim.holds(ctx, pending.claim, f.metadata))
-            return verdict, partners_of(evidence)
+            return verdict, partners_of(evidence, scope)
         except (errors.ImmichError, errors.TruncatedTransfer) as exc:
             return Verdict("fail", message=f"could not check what depends on it: {exc}"), {}
 

@@ -4,11 +4,12 @@ move, and who else holds a source's file. Only reads; safe to repeat at any time
 from __future__ import annotations
 
 from job import journal
-from job.decide import Decision, file_holds, twins
+from job.decide import Decision, file_holds, hold, twins
 from job.facts import Facts
 from job.immich import errors
 from job.immich.models import Asset
 from job.move.context import RunContext
+from job.outcome import Hold
 
 
 def source(ctx: RunContext, asset_id: str) -> Facts:
@@ -80,11 +81,35 @@ def cannot_move(ctx: RunContext, facts: Facts) -> list[str]:
 
 def path_twins(ctx: RunContext, facts: Facts) -> tuple[Decision | None, list[Asset]]:
     """Who else holds this source's file: a hold, or the user's other assets of the same file that move
-    with it (path twins in other selected libraries)."""
+    with it (path twins in other selected libraries, at the same path or under another of its names)."""
     asset = facts.asset
     view = file_holds(asset.originalPath, asset.libraryId, ctx.scope)
     if view.hold is not None:
         return view.hold, []
     if not view.look_up:
         return None, []
-    return twins(asset, ctx.client.assets_at(asset.originalPath), ctx.scope)
+    held, found = twins(asset, assets_named(ctx.client, ctx.scope.names(asset.originalPath)), ctx.scope)
+    if held is None:
+        held = same_file(ctx, asset, found)
+    return held, found if held is None else []
+
+
+def assets_named(client, names: tuple[str, ...]) -> list[Asset]:
+    """The key's user's live assets of a file under any of its names."""
+    return [a for name in names for a in client.assets_at(name)]
+
+
+def same_file(ctx: RunContext, source: Asset, twins: list[Asset]) -> Decision | None:
+    """A twin under another name is the same file only if Immich serves both with one ETag (size and
+    modification time): a wrong alias (declared, or a folder the job sees that is not Immich's) must not
+    make two different files one. Such a pair is held, never moved as one."""
+    named = [t for t in twins if t.originalPath != source.originalPath]
+    if not named:
+        return None
+    mine = ctx.client.original_etag(source.id)
+    for twin in named:
+        if mine is None or ctx.client.original_etag(twin.id) != mine:
+            return hold(Hold.NAMES_DIFFER, f"{twin.originalPath} is another name of {source.originalPath} "
+                                                 "(EXT2INT_PATH_ALIASES, or the folders the job sees), but Immich "
+                                                 "serves it with another size or time: check the aliases")
+    return None

@@ -56,6 +56,9 @@ def judge(pending: Pending, evidence: Evidence, *, scope: Scope, is_source: Call
         verdict = _file_verdict(member, file, unit_ids, scope)
         if verdict is not PASS:
             return verdict
+        verdict = _sidecar_verdict(member, file, unit_ids, scope)
+        if verdict is not PASS:
+            return verdict
     for stills in evidence.stills_of.values():
         outside = [s for s in stills if s.id not in unit_ids]
         if outside:
@@ -104,8 +107,9 @@ def _file_verdict(member: Member, file: FileNow, unit_ids: set[str], scope: Scop
     if file.view.hold is not None:
         decision = file.view.hold
         return _hold(decision.hold, *decision.details)
+    names = file.names or (path,)
     for other in file.found or ():
-        if other.id in unit_ids or other.originalPath != path or other.isTrashed or other.isOffline:
+        if other.id in unit_ids or other.originalPath not in names or other.isTrashed or other.isOffline:
             continue
         if not other.is_external:
             return _hold(Hold.IMMICH_STORAGE, f"{path} is also the file of internal asset {other.id}")
@@ -115,13 +119,43 @@ def _file_verdict(member: Member, file: FileNow, unit_ids: set[str], scope: Scop
     return PASS
 
 
+def _sidecar_verdict(member: Member, file: FileNow, unit_ids: set[str], scope: Scope) -> Verdict:
+    """Immich deletes the sidecar with the original. Another live asset that may read the same sidecar
+    (`IMG_1.CR2` beside `IMG_1.JPG`, both reading `IMG_1.xmp`) goes with the unit when this run moves it
+    (`partners_of`: the gate deletes them together, once every one has its copy); anywhere else, the
+    unit is held."""
+    path = member.source.asset.originalPath
+    for other in file.siblings:
+        if other.id in unit_ids or not _live_external(other) or other.libraryId in scope.selected:
+            continue
+        where = scope.library_name(other.libraryId)
+        if other.ownerId != scope.user_id:
+            where = f"{scope.owners.get(other.ownerId, other.ownerId)}'s library {where}"
+        return _hold(Hold.SIDECAR_SHARED, f"{other.originalPath} (library {where}) may read the same XMP sidecar as {path}")
+    if file.sidecar_hold is not None:
+        return _hold(file.sidecar_hold.hold, *file.sidecar_hold.details)
+    moving = {name for other in file.siblings if other.libraryId in scope.selected for name in scope.names(other.originalPath)}
+    for beside in file.files_beside:
+        if beside not in moving and beside not in file.names:
+            return _hold(Hold.SIDECAR_SHARED, f"{beside} is beside {path}, in no library this run moves, and may read "
+                                              "the same XMP sidecar")
+    return PASS
 
-# --- files several users' libraries hold --------------------------------------------------------------
+
+def _live_external(asset: Asset) -> bool:
+    return asset.is_external and not asset.isTrashed and not asset.isOffline
 
 
-def partners_of(evidence: Evidence) -> dict[str, Asset]:
-    """Other users' assets of the unit's files, in libraries this run moves: they must go with it."""
-    return {a.id: a for file in evidence.files for a in file.partners}
+# --- assets that must go together ----------------------------------------------------------------------
+
+
+def partners_of(evidence: Evidence, scope: Scope) -> dict[str, Asset]:
+    """The assets that must go with the unit: other users' assets of its files, in libraries this run moves,
+    and the assets of selected libraries (of any user the run moves) that may read one of its sidecars."""
+    found = {a.id: a for file in evidence.files for a in file.partners}
+    found |= {a.id: a for file in evidence.files for a in file.siblings
+              if _live_external(a) and a.libraryId in scope.selected}
+    return found
 
 
 @dataclass

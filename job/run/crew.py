@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from job.decide import Scope
+from job.paths import Aliases, local_identity
 from job.immich import errors
 from job.immich.client import ImmichClient
 from job.immich.models import Library
@@ -170,9 +171,10 @@ def _crew(sessions: list[Session], settings: Settings, problems: list[str]) -> C
     selected = frozenset(lib.id for libs in chosen.values() for lib in libs)
     acting = frozenset(s.user.id for s in sessions)
     known = tuple(visible if visible is not None else [lib for libs in chosen.values() for lib in libs])
+    aliases = Aliases(settings.path_aliases, identity=local_identity)  # one for the run: it caches what it saw
     keyholders = [Keyholder(s, chosen[s.user.id], Scope(
         user_id=s.user.id, selected=selected, libraries=known, complete=visible is not None,
-        assume_unshared=settings.assume_unshared, owners=owners, acting=acting)) for s in sessions]
+        assume_unshared=settings.assume_unshared, owners=owners, acting=acting, aliases=aliases)) for s in sessions]
     return Crew(keyholders, visible, problems)
 
 

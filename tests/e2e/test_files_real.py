@@ -1,0 +1,136 @@
+"""Every file a delete removes, on a real Immich 3.1.0, built as photographers have it: a RAW+JPEG pair with
+Lightroom's one `IMG_1.xmp`, a pair whose sidecar went missing, and one folder under two names through a
+symbolic link, across two users. Nothing is lost: every value on every internal copy, no file deleted that
+a live asset still uses, nothing failing for ever. (The same worlds run on the fake in tests/test_files.py.)"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests import media
+from tests.e2e.immich import World, run, sha1_b64
+
+pytestmark = pytest.mark.e2e
+
+XMP = media.xmp(description="Cliffs at dawn", rating=4, tags=("Trips/Ireland",), darktable="12 edits")
+
+
+def seed() -> int:
+    return random.randrange(1_000_000)
+
+
+def copy_of(api, data: bytes) -> dict:
+    found = [a for a in api.by_checksum(sha1_b64(data)) if a["libraryId"] is None and not a["isTrashed"]]
+    assert len(found) == 1, f"{len(found)} live internal copies"
+    return api.asset(found[0]["id"])
+
+
+def counts(report: dict) -> dict[str, int]:
+    return {kind: n for kind, n in report["counts"].items() if n}
+
+
+def values(asset: dict) -> tuple:
+    return asset["exifInfo"]["description"], asset["exifInfo"]["rating"], sorted(t["value"] for t in asset.get("tags", []))
+
+
+def pair_world(e2e, tag: str) -> World:
+    world = World.create(e2e.admin, e2e.admin, e2e.import_root, tag)
+    (world.folder / "IMG_1.xmp").write_text(XMP)
+    world.write("IMG_1.jpg", media.jpeg(seed()))
+    world.write("IMG_1.tif", media.tiff(seed()))
+    world.scan(e2e.admin)
+    assert {n: values(e2e.admin.asset(world.id(n))) for n in ("IMG_1.jpg", "IMG_1.tif")} == {
+        n: ("Cliffs at dawn", 4, ["Trips/Ireland"]) for n in ("IMG_1.jpg", "IMG_1.tif")}, "both read IMG_1.xmp"
+    return world
+
+
+@pytest.mark.parametrize("batch", ["100", "1"])
+def test_a_raw_jpeg_pair_sharing_one_sidecar_moves_whole(e2e, tmp_path, batch):
+    admin = e2e.admin
+    world = pair_world(e2e, f"pair{batch}")
+    admin.call("PUT", "/assets", json={"ids": [world.id("IMG_1.jpg")], "isFavorite": True})
+
+    report = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "r.json", EXT2INT_DELETE="force",
+                 EXT2INT_BATCH_SIZE=batch)
+
+    assert counts(report) == {"uploaded": 2}, report["outcomes"]
+    admin.wait_idle()
+    for name in ("IMG_1.jpg", "IMG_1.tif"):
+        assert values(copy_of(admin, world.files[name])) == ("Cliffs at dawn", 4, ["Trips/Ireland"]), name
+    assert copy_of(admin, world.files["IMG_1.jpg"])["isFavorite"]
+    assert sorted(p.name for p in world.folder.iterdir()) == [], "the originals and their one sidecar went, once both moved"
+
+
+def test_a_pair_whose_sidecar_went_missing_moves_with_its_values_and_never_fails(e2e, tmp_path):
+    admin = e2e.admin
+    world = pair_world(e2e, "missing")
+    album = admin.call("POST", "/albums", json={"albumName": f"missing {uuid.uuid4().hex[:6]}",
+                                                "assetIds": [world.id("IMG_1.tif")]})
+    (world.folder / "IMG_1.xmp").unlink()  # deleted by hand, or taken by an older version moving the other half
+
+    report = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "r.json")
+
+    assert counts(report) == {"uploaded": 2}, report["outcomes"]
+    notes = [n for o in report["outcomes"] for n in o["cannot_move"]]
+    assert len(notes) == 2 and all("missing on disk" in n for n in notes)
+    admin.wait_idle()
+    for name in ("IMG_1.jpg", "IMG_1.tif"):
+        assert values(copy_of(admin, world.files[name])) == ("Cliffs at dawn", 4, ["Trips/Ireland"]), name
+    assert album["id"] in {a["id"] for a in admin.get("/albums", params={"assetId": copy_of(admin, world.files["IMG_1.tif"])["id"]})}
+    again = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "r2.json")
+    assert not again["counts"].get("failed"), again["outcomes"]
+
+
+def linked_world(e2e, owner) -> tuple[World, dict, Path]:
+    """The admin's library over a folder, and `owner`'s library over a symbolic link to it."""
+    admin = e2e.admin
+    world = World.create(admin, admin, e2e.import_root, "mounted")
+    world.write("a.jpg", media.jpeg(seed()))
+    world.scan(admin)
+    alias = e2e.import_root / f"linked-{uuid.uuid4().hex[:8]}"
+    alias.symlink_to(world.folder)
+    body = {"ownerId": owner.me()["id"], "name": alias.name, "importPaths": [str(alias)]}
+    library = admin.call("POST", "/libraries", json=body)
+    admin.call("POST", f"/libraries/{library['id']}/scan")
+    admin.wait_idle()
+    return world, library, alias
+
+
+def test_another_users_library_over_a_symbolic_link_keeps_its_file(e2e, tmp_path):
+    admin, other = e2e.admin, e2e.other
+    world, theirs, alias = linked_world(e2e, other)
+    their_asset, = other.search(libraryId=theirs["id"])
+    assert their_asset["originalPath"] == str(alias / "a.jpg")
+    other.call("PUT", "/assets", json={"ids": [their_asset["id"]], "isFavorite": True, "description": "hers"})
+
+    # no alias declared: the job sees the folders (it runs beside Immich with the same paths) and knows
+    report = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "r.json", EXT2INT_DELETE="force")
+
+    assert {Path(o["path"]).name: o["reason"] for o in report["outcomes"]} == {"a.jpg": "shared_with_user"}
+    admin.wait_idle()
+    assert (world.folder / "a.jpg").exists()
+    hers = other.asset(their_asset["id"])
+    assert hers["isFavorite"] and not hers["isOffline"] and hers["exifInfo"]["description"] == "hers"
+
+
+def test_own_libraries_over_a_folder_and_its_link_move_together(e2e, tmp_path):
+    admin = e2e.admin
+    world, linked, alias = linked_world(e2e, admin)
+    twin, = admin.search(libraryId=linked["id"])
+    admin.call("PUT", "/assets", json={"ids": [twin["id"]], "description": "curated through the link"})
+    admin.call("PUT", "/assets", json={"ids": [world.id("a.jpg")], "isFavorite": True})
+    admin.wait_idle()
+
+    alone = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "alone.json", EXT2INT_DELETE="force")
+    assert {Path(o["path"]).name: o["reason"] for o in alone["outcomes"]} == {"a.jpg": "shared_unselected"}
+
+    both = run(e2e.url, admin.key, [world.library["id"], linked["id"]], tmp_path / "both.json", EXT2INT_DELETE="force")
+    assert both["assetsMoved"] == 2 and counts(both) == {"uploaded": 1}, both["outcomes"]
+    admin.wait_idle()
+    copy = copy_of(admin, world.files["a.jpg"])
+    assert copy["isFavorite"] and copy["exifInfo"]["description"] == "curated through the link"
+    assert not (world.folder / "a.jpg").exists()
