@@ -60,12 +60,20 @@ def local_identity(path: str) -> Identity | None:
 
 @dataclass(frozen=True)
 class Aliases:
-    """Every name of a path: `pairs` of prefixes declared to be one folder (either way round), and, with
-    `identity`, every import path that is, as the job sees it, the same folder as one above the file."""
+    """Every name of a path: `pairs` of prefixes declared to be one folder (either way round), folders
+    `learn`t to be one (the same file proven under both), and, with `identity`, every import path that
+    is, as the job sees it, the same folder as one above the file."""
 
     pairs: tuple[tuple[str, str], ...] = ()
     identity: Callable[[str], Identity | None] | None = None
     _seen: dict[str, Identity | None] = field(default_factory=dict, compare=False, repr=False)
+    _learned: dict[tuple[str, str], None] = field(default_factory=dict, compare=False, repr=False)
+
+    def learn(self, folder: str, other: str) -> None:
+        """`folder` and `other` are one folder: a file in it was proven the same file under both (a run
+        learns it for the rest of the run; the next run proves it again)."""
+        if folder != other:
+            self._learned[(folder.rstrip("/"), other.rstrip("/"))] = None
 
     MAX_NAMES = 32  # a loop of aliases ends here; every name found so far is kept
 
@@ -82,7 +90,7 @@ class Aliases:
         return tuple(found)
 
     def _renamed(self, name: str, roots: tuple[str, ...]) -> Iterable[str]:
-        for a, b in self.pairs:
+        for a, b in self.pairs + tuple(self._learned):
             for old, new in ((a, b), (b, a)):
                 if name == old or name.startswith(old + "/"):
                     yield new + name[len(old):]

@@ -208,6 +208,35 @@ def test_own_libraries_over_two_names_move_together_or_hold(scene, run_job):
     assert record.favorite and record.albums and record.description == "curated under the mount"
 
 
+def test_own_libraries_over_two_names_nobody_declared_are_recognised_by_the_file_itself(scene, run_job, fake):
+    """A second mount inside Immich's container: not declared, not seen by the job. The same file name, size
+    and time, the same ETag, and the same bytes hashed make it one file under two names."""
+    first, second, photo, alias = linked_world(scene)
+    scene.album("Linked", alias)
+    scene.photo(second, "/photos/b.jpg", mtime="2020-01-01T00:00:00.000Z")  # another file: not the same name
+    alone = run_job(scene.env(EXT2INT_LIBRARY_IDS=first.id, EXT2INT_DELETE="force"))
+    assert held_reasons(alone) == {photo.original_path: "shared_unselected"}
+    assert alias.id in scene.world.assets and scene.world.on_disk(alias.original_path) is not None
+
+    snap = snapshot(scene.world, [first.id, second.id], scene.admin.id)
+    both = run_job(scene.env(EXT2INT_DELETE="force"))
+    assert both.code == 0 and both.report["assetsMoved"] == 3, both.report["counts"]
+    check(scene.world, snap, delete_mode="force")
+    assert curated(scene.world, moved(scene, photo)).albums
+
+
+def test_a_copy_with_the_same_name_size_and_time_but_other_bytes_is_another_file(scene, run_job):
+    first = scene.library("mounted", paths=["/mnt/photos"])
+    backup = scene.library("backup", paths=["/backup"])
+    photo = scene.photo(first, "a.jpg", seed=5, mtime="2021-01-01T00:00:00.000Z")
+    other = scene.photo(backup, "a.jpg", seed=6, mtime="2021-01-01T00:00:00.000Z")  # same size and time
+    snap = snapshot(scene.world, [first.id], scene.admin.id)
+    result = run_job(scene.env(EXT2INT_LIBRARY_IDS=first.id, EXT2INT_DELETE="force"))
+    assert result.code == 0 and result.counts()["uploaded"] == 1 and not result.outcomes("held"), result.report["counts"]
+    check(scene.world, snap, delete_mode="force")
+    assert other.deleted_at is None and scene.world.on_disk("/backup/a.jpg") is not None
+
+
 def test_a_wrong_alias_never_makes_two_files_one(scene, run_job):
     first = scene.library("mounted", paths=["/mnt/photos"])
     second = scene.library("other disk", paths=["/photos"])

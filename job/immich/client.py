@@ -48,7 +48,7 @@ class Capabilities:
 # flat search field -> (filter tree field, comparison), for servers with the filter tree (3.2+)
 _TREE = {"libraryId": ("libraryId", "eq"), "originalPath": ("originalPath", "eq"), "checksum": ("checksum", "eq"),
          "id": ("id", "eq"), "albumIds": ("albumIds", "any"), "isMotion": ("isMotion", "eq"),
-         "pathStartsWith": ("originalPath", "startsWith")}
+         "pathStartsWith": ("originalPath", "startsWith"), "originalFileName": ("originalFileName", "eq")}
 _FLAT = {"pathStartsWith": "originalPath"}  # older servers: the flat substring match, a wider net
 
 

@@ -3,6 +3,8 @@ move, and who else holds a source's file. Only reads; safe to repeat at any time
 
 from __future__ import annotations
 
+import posixpath
+
 from job import journal
 from job.decide import Decision, file_holds, hold, twins
 from job.facts import Facts
@@ -10,6 +12,7 @@ from job.immich import errors
 from job.immich.models import Asset
 from job.move.context import RunContext
 from job.outcome import Hold
+from job.transfer import hash_original
 
 
 def source(ctx: RunContext, asset_id: str) -> Facts:
@@ -83,6 +86,7 @@ def path_twins(ctx: RunContext, facts: Facts) -> tuple[Decision | None, list[Ass
     """Who else holds this source's file: a hold, or the user's other assets of the same file that move
     with it (path twins in other selected libraries, at the same path or under another of its names)."""
     asset = facts.asset
+    same_file_elsewhere(ctx, asset)
     view = file_holds(asset.originalPath, asset.libraryId, ctx.scope)
     if view.hold is not None:
         return view.hold, []
@@ -92,6 +96,33 @@ def path_twins(ctx: RunContext, facts: Facts) -> tuple[Decision | None, list[Ass
     if held is None:
         held = same_file(ctx, asset, found)
     return held, found if held is None else []
+
+
+def same_file_elsewhere(ctx: RunContext, asset: Asset) -> None:
+    """One folder under two names that nobody declared and the job cannot see (a second mount inside
+    Immich's container): among the user's own libraries, an asset of another path with the same file name,
+    size and modification time, served with the same ETag and proven by hashing both, is the same file.
+    Its folder is then another name of this one for the rest of the run (`Aliases.learn`), so every path
+    rule applies to both. Only where the user's libraries have two import paths or more (else no alias of
+    theirs can exist); one search per unit there."""
+    scope = ctx.scope
+    if len([r for lib in scope.libraries if lib.ownerId == scope.user_id for r in lib.importPaths]) < 2:
+        return
+    names = scope.names(asset.originalPath)
+    size = asset.exifInfo.fileSizeInByte if asset.exifInfo else None
+    mine: tuple[str, int] | None = None
+    for other in ctx.client.iter_assets(size=1000, with_exif=True, originalFileName=asset.originalFileName):
+        if (other.id == asset.id or other.originalPath in names or not other.is_external or other.isTrashed
+                or other.isOffline or other.originalFileName != asset.originalFileName
+                or other.fileModifiedAt != asset.fileModifiedAt or size is None
+                or (other.exifInfo.fileSizeInByte if other.exifInfo else None) != size):
+            continue
+        if ctx.client.original_etag(other.id) != ctx.client.original_etag(asset.id):
+            continue
+        mine = mine or hash_original(ctx.client, asset)
+        if hash_original(ctx.client, other) == mine:
+            scope.aliases.learn(posixpath.dirname(asset.originalPath), posixpath.dirname(other.originalPath))
+            names = scope.names(asset.originalPath)
 
 
 def assets_named(client, names: tuple[str, ...]) -> list[Asset]:

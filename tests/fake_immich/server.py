@@ -727,10 +727,12 @@ class Routes:
         for name, comparison in tree.items():
             (op, value), = comparison.items()
             if (name, op) not in {("libraryId", "eq"), ("originalPath", "eq"), ("checksum", "eq"), ("id", "eq"),
-                                  ("albumIds", "any"), ("isMotion", "eq"), ("originalPath", "startsWith")}:
+                                  ("albumIds", "any"), ("isMotion", "eq"), ("originalPath", "startsWith"),
+                                  ("originalFileName", "eq")}:
                 raise ApiError(400, "Validation failed", [{"code": "unrecognized_keys", "path": ["filter", name],
                                                           "message": "not modelled by the fake"}])
-            flat[{"eq": "exactPath", "startsWith": "pathStartsWith"}[op] if name == "originalPath" else name] = value
+            flat[{"eq": "exactPath", "startsWith": "pathStartsWith"}[op] if name == "originalPath" else
+                 "exactFileName" if name == "originalFileName" else name] = value
         return flat
 
     @staticmethod
@@ -741,6 +743,10 @@ class Routes:
             assets = [a for a in assets if a.library_id == body["libraryId"]]
         if body.get("originalPath"):  # f_unaccent(originalPath) ILIKE '%' || value || '%'
             assets = [a for a in assets if body["originalPath"].lower() in a.original_path.lower()]
+        if body.get("originalFileName"):  # f_unaccent(originalFileName) ILIKE '%' || value || '%'
+            assets = [a for a in assets if body["originalFileName"].lower() in a.original_file_name.lower()]
+        if body.get("exactFileName"):
+            assets = [a for a in assets if a.original_file_name == body["exactFileName"]]
         if body.get("pathStartsWith"):  # f_unaccent(originalPath) ILIKE value || '%'
             assets = [a for a in assets if a.original_path.lower().startswith(body["pathStartsWith"].lower())]
         if body.get("exactPath"):
