@@ -12,7 +12,9 @@ SIDECAR = {"description": "Cliffs at dawn", "rating": 4, "tags": ["Trips/Ireland
 
 
 def moved(scene, source):
-    return next(a for a in scene.world.assets.values() if a.internal and a.blob.sha1 == source.blob.sha1)
+    """`source`'s internal copy: the same bytes, of the same owner."""
+    return next(a for a in scene.world.assets.values()
+                if a.internal and a.blob.sha1 == source.blob.sha1 and a.owner_id == source.owner_id)
 
 
 def held_reasons(result) -> dict[str, str]:
@@ -223,6 +225,27 @@ def test_own_libraries_over_two_names_nobody_declared_are_recognised_by_the_file
     assert both.code == 0 and both.report["assetsMoved"] == 3, both.report["counts"]
     check(scene.world, snap, delete_mode="force")
     assert curated(scene.world, moved(scene, photo)).albums
+
+
+def test_another_users_library_over_a_name_nobody_declared_is_recognised_with_their_key(scene, run_job, tmp_path):
+    first, theirs, photo, alias = linked_world(scene, owner_of_second=scene.other)
+    scene.album("Hers", alias, owner=scene.other)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "admin").write_text(scene.key)
+    (keys / "other").write_text(scene.other_key)
+    env = {k: v for k, v in scene.env(EXT2INT_DELETE="force").items() if k != "IMMICH_API_KEY"}
+    env["IMMICH_API_KEYS_DIR"] = str(keys)
+
+    mine_only = run_job({**env, "EXT2INT_LIBRARY_IDS": first.id})
+    assert held_reasons(mine_only) == {photo.original_path: "shared_with_user"}
+    assert alias.deleted_at is None and scene.world.on_disk(alias.original_path) is not None
+
+    snap = snapshot(scene.world, [first.id, theirs.id])
+    both = run_job(env)
+    assert both.code == 0 and both.counts()["uploaded"] == 2, both.report["counts"]
+    check(scene.world, snap, delete_mode="force")
+    assert curated(scene.world, moved(scene, alias)).albums and moved(scene, alias).id != moved(scene, photo).id
 
 
 def test_a_copy_with_the_same_name_size_and_time_but_other_bytes_is_another_file(scene, run_job):

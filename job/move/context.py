@@ -51,6 +51,7 @@ class RunContext:
     io: ThreadPoolExecutor | None = None  # for requests of one move that do not depend on each other
     sources: Sources = field(default_factory=lambda: Sources())
     live_stills: Callable[[], dict[str, list[Asset]]] | None = None  # video id -> stills linking to it
+    peers: dict[str, ImmichClient] = field(default_factory=dict)  # the run's other users' clients, by user id (reads)
 
     def fan(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run independent calls side by side (each is one request, or none): a move then waits for

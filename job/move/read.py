@@ -100,29 +100,32 @@ def path_twins(ctx: RunContext, facts: Facts) -> tuple[Decision | None, list[Ass
 
 def same_file_elsewhere(ctx: RunContext, asset: Asset) -> None:
     """One folder under two names that nobody declared and the job cannot see (a second mount inside
-    Immich's container): among the user's own libraries, an asset of another path with the same file name,
-    size and modification time, served with the same ETag and proven by hashing both, is the same file.
-    Its folder is then another name of this one for the rest of the run (`Aliases.learn`), so every path
-    rule applies to both. Only where the user's libraries have two import paths or more (else no alias of
-    theirs can exist); one search per unit there."""
+    Immich's container): among the libraries of every user the run holds a key for, an asset at another
+    path with the same file name, size and modification time, served with the same ETag and proven by
+    hashing both, is the same file. Its folder is then another name of this one for the rest of the run
+    (`Aliases.learn`), so every path rule applies to both. Only where those libraries have two import
+    paths or more (else no alias among them can exist): one search by file name per user there."""
     scope = ctx.scope
-    if len([r for lib in scope.libraries if lib.ownerId == scope.user_id for r in lib.importPaths]) < 2:
+    searchers = [(scope.user_id, ctx.client), *sorted(ctx.peers.items())]
+    users = {user for user, _ in searchers}
+    if len([r for lib in scope.libraries if lib.ownerId in users for r in lib.importPaths]) < 2:
         return
     names = scope.names(asset.originalPath)
     size = asset.exifInfo.fileSizeInByte if asset.exifInfo else None
     mine: tuple[str, int] | None = None
-    for other in ctx.client.iter_assets(size=1000, with_exif=True, originalFileName=asset.originalFileName):
-        if (other.id == asset.id or other.originalPath in names or not other.is_external or other.isTrashed
-                or other.isOffline or other.originalFileName != asset.originalFileName
-                or other.fileModifiedAt != asset.fileModifiedAt or size is None
-                or (other.exifInfo.fileSizeInByte if other.exifInfo else None) != size):
-            continue
-        if ctx.client.original_etag(other.id) != ctx.client.original_etag(asset.id):
-            continue
-        mine = mine or hash_original(ctx.client, asset)
-        if hash_original(ctx.client, other) == mine:
-            scope.aliases.learn(posixpath.dirname(asset.originalPath), posixpath.dirname(other.originalPath))
-            names = scope.names(asset.originalPath)
+    for _, client in searchers:
+        for other in client.iter_assets(size=1000, with_exif=True, originalFileName=asset.originalFileName):
+            if (other.id == asset.id or other.originalPath in names or not other.is_external or other.isTrashed
+                    or other.isOffline or other.originalFileName != asset.originalFileName
+                    or other.fileModifiedAt != asset.fileModifiedAt or size is None
+                    or (other.exifInfo.fileSizeInByte if other.exifInfo else None) != size):
+                continue
+            if client.original_etag(other.id) != ctx.client.original_etag(asset.id):
+                continue
+            mine = mine or hash_original(ctx.client, asset)
+            if hash_original(client, other) == mine:
+                scope.aliases.learn(posixpath.dirname(asset.originalPath), posixpath.dirname(other.originalPath))
+                names = scope.names(asset.originalPath)
 
 
 def assets_named(client, names: tuple[str, ...]) -> list[Asset]:

@@ -79,11 +79,14 @@ class Runner:
         """Each user's context: their key's client and what the run knows of their assets (`links`: their
         shared links, which `plan` does not read)."""
         sources, stacks = Sources(), threading.Lock()  # one for all: asset ids are the server's; a lock for every stack
-        return {k.user_id: RunContext(
+        ctxs = {k.user_id: RunContext(
             client=k.session.client, caps=k.session.caps, settings=self.settings, scope=k.scope, run_id=run_id,
             clock=self.clock, shared_links=shared_link_map(k.session.client) if links else {}, memories=memory_map(k.session.client, report),
             hard_stop=self.hard_stop, stack_lock=stacks, on_bytes=self.observer.on_bytes, on_step=self.observer.on_step,
             io=io, sources=sources, live_stills=LiveIndex(k.session.client)) for k in self.crew.keyholders}
+        for user, ctx in ctxs.items():
+            ctx.peers = {other: c.client for other, c in ctxs.items() if other != user}
+        return ctxs
 
     def listings(self, page_size: int, listed: Callable[[Asset], None] | None, seen: set[str]) -> list[Listing]:
         return [Listing(k.session.client, k.libraries, page_size=page_size, listed=listed, user=k.user_id, seen=seen)

@@ -65,6 +65,46 @@ def test_a_raw_jpeg_pair_sharing_one_sidecar_moves_whole(e2e, tmp_path, batch):
     assert sorted(p.name for p in world.folder.iterdir()) == [], "the originals and their one sidecar went, once both moved"
 
 
+def test_a_pair_with_a_sidecar_each_moves_each_with_its_own(e2e, tmp_path):
+    admin = e2e.admin
+    world = World.create(admin, admin, e2e.import_root, "each")
+    (world.folder / "IMG_1.jpg.xmp").write_text(media.xmp(description="the jpeg's", rating=2))
+    (world.folder / "IMG_1.tif.xmp").write_text(media.xmp(description="the tiff's", rating=5))
+    world.write("IMG_1.jpg", media.jpeg(seed()))
+    world.write("IMG_1.tif", media.tiff(seed()))
+    world.scan(admin)
+
+    report = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "r.json", EXT2INT_DELETE="force")
+
+    assert counts(report) == {"uploaded": 2}, report["outcomes"]
+    admin.wait_idle()
+    assert values(copy_of(admin, world.files["IMG_1.jpg"]))[:2] == ("the jpeg's", 2)
+    assert values(copy_of(admin, world.files["IMG_1.tif"]))[:2] == ("the tiff's", 5)
+    assert sorted(p.name for p in world.folder.iterdir()) == []
+
+
+def test_an_apple_export_with_one_sidecar_moves_as_one_live_photo(e2e, tmp_path):
+    admin = e2e.admin
+    cid = str(uuid.uuid4()).upper()
+    world = World.create(admin, admin, e2e.import_root, "export")
+    (world.folder / "IMG_7.xmp").write_text(XMP)
+    media.video(seed(), world.folder / "IMG_7.MOV", content_id=cid)
+    world.files["IMG_7.MOV"] = (world.folder / "IMG_7.MOV").read_bytes()
+    world.write("IMG_7.JPG", media.jpeg(seed(), content_id=cid))
+    world.scan(admin)
+    still = admin.asset(world.id("IMG_7.JPG"))
+    assert still["livePhotoVideoId"] == world.id("IMG_7.MOV") and values(still) == ("Cliffs at dawn", 4, ["Trips/Ireland"])
+
+    report = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "r.json", EXT2INT_DELETE="force")
+
+    assert report["assetsMoved"] == 2 and counts(report) == {"uploaded": 1}, report["outcomes"]
+    admin.wait_idle()
+    new_still = copy_of(admin, world.files["IMG_7.JPG"])
+    assert values(new_still) == ("Cliffs at dawn", 4, ["Trips/Ireland"])
+    assert new_still["livePhotoVideoId"] == copy_of(admin, world.files["IMG_7.MOV"])["id"]
+    assert sorted(p.name for p in world.folder.iterdir()) == []
+
+
 def test_a_pair_whose_sidecar_went_missing_moves_with_its_values_and_never_fails(e2e, tmp_path):
     admin = e2e.admin
     world = pair_world(e2e, "missing")
