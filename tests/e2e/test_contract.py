@@ -166,19 +166,24 @@ def observe(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
     return seen
 
 
-@pytest.mark.e2e
-def test_the_fake_answers_like_the_real_immich(e2e, tmp_path):
+def real_and_fake(e2e, tmp_path, scenario) -> list[tuple[str, object]]:
+    """Run `scenario` on the real Immich and on a fresh fake; assert they saw the same; return the real one."""
     seed = random.randrange(1_000_000)
-    real = observe(e2e.admin, e2e.import_root, seed)
+    real = scenario(e2e.admin, e2e.import_root, seed)
     fake = FakeImmich().start()
     try:
-        scene = Scene(fake)
-        modelled = observe(Api(fake.url, scene.key), tmp_path, seed + 500)
+        modelled = scenario(Api(fake.url, Scene(fake).key), tmp_path, seed + 500)
     finally:
         fake.stop()
     differing = [(r, m) for r, m in zip(real, modelled) if r != m]
     assert not differing, "\n".join(f"real: {r}\nfake: {m}" for r, m in differing)
     assert len(real) == len(modelled)
+    return real
+
+
+@pytest.mark.e2e
+def test_the_fake_answers_like_the_real_immich(e2e, tmp_path):
+    real_and_fake(e2e, tmp_path, observe)
 
 
 def wait_idle(api: Api) -> None:
@@ -263,15 +268,8 @@ def observe_files_and_relations(api: Api, import_root: Path, seed: int) -> list[
 
 @pytest.mark.e2e
 def test_the_fake_deletes_files_and_links_live_photos_like_the_real_immich(e2e, tmp_path):
-    seed = random.randrange(1_000_000)
-    real = observe_files_and_relations(e2e.admin, e2e.import_root, seed)
-    fake = FakeImmich().start()
-    try:
-        scene = Scene(fake)
-        modelled = observe_files_and_relations(Api(fake.url, scene.key), tmp_path, seed + 500)
-    finally:
-        fake.stop()
-    assert [r for r in real] == [
+    real = real_and_fake(e2e, tmp_path, observe_files_and_relations)
+    assert real == [
         ("two libraries, one file, two assets", (True, True)),
         ("a delete for good removes the file whatever else points at it", False),
         ("the other library's asset goes offline at its next scan", (True, True)),
@@ -280,8 +278,6 @@ def test_the_fake_deletes_files_and_links_live_photos_like_the_real_immich(e2e, 
         ("the server says the trash is off", False),
         ("with the trash off, a delete only trashes", (True, True)),
     ], "Immich does what API.md says"
-    differing = [(r, m) for r, m in zip(real, modelled) if r != m]
-    assert not differing, "\n".join(f"real: {r}\nfake: {m}" for r, m in differing)
 
 
 def observe_sidecars_and_names(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
@@ -337,13 +333,7 @@ def observe_sidecars_and_names(api: Api, import_root: Path, seed: int) -> list[t
 
 @pytest.mark.e2e
 def test_the_fake_finds_deletes_and_copies_sidecars_and_follows_links_like_the_real_immich(e2e, tmp_path):
-    seed = random.randrange(1_000_000)
-    real = observe_sidecars_and_names(e2e.admin, e2e.import_root, seed)
-    fake = FakeImmich().start()
-    try:
-        modelled = observe_sidecars_and_names(Api(fake.url, Scene(fake).key), tmp_path, seed + 500)
-    finally:
-        fake.stop()
+    real = real_and_fake(e2e, tmp_path, observe_sidecars_and_names)
     assert real == [
         ("both halves read IMG_1.xmp", [(".jpg", "Cliffs at dawn", 4, ["Trips/Ireland"]),
                                        (".tif", "Cliffs at dawn", 4, ["Trips/Ireland"])]),
@@ -353,5 +343,3 @@ def test_the_fake_finds_deletes_and_copies_sidecars_and_follows_links_like_the_r
         ("a symbolic link is crawled under its own name", (True, True)),
         ("a delete through the link removes the one file", False),
     ], "Immich does what API.md says"
-    differing = [(r, m) for r, m in zip(real, modelled) if r != m]
-    assert not differing, "\n".join(f"real: {r}\nfake: {m}" for r, m in differing)
