@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fake_immich import content
 from tests.invariant import check, curated, snapshot
 
 SIDECAR = {"description": "Cliffs at dawn", "rating": 4, "tags": ["Trips/Ireland"], "darktable": "history of 12 edits"}
@@ -286,3 +287,16 @@ def test_libraries_says_which_libraries_share_files_and_what_it_means(scene, run
     hers, = [line for line in shared if "'hers'" in line and "'mounted'" in line]
     assert "/mnt/photos/shared (the same path)" in hers and "both owners' keys" in hers
     assert not [line for line in shared if "'alone'" in line]
+
+
+def test_a_copy_of_a_file_in_a_folder_below_is_never_taken_for_another_name(scene, run_job):
+    lib = scene.library("photos")
+    scene.library("elsewhere", paths=["/mnt/elsewhere"])  # two import paths: names are looked for
+    data = content(scene.next_seed())
+    first = scene.photo(lib, "a.jpg", data=data, mtime="2021-01-01T00:00:00.000Z")
+    second = scene.photo(lib, "copy/a.jpg", data=data, mtime="2021-01-01T00:00:00.000Z")  # cp -p
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    result = run_job(scene.env(EXT2INT_LIBRARY_IDS=lib.id))
+    assert result.code == 0 and result.counts()["uploaded"] == 1 and result.counts()["merged"] == 1, result.report["counts"]
+    check(scene.world, snap)
+    assert first.deleted_at is not None and second.deleted_at is not None

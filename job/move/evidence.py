@@ -5,11 +5,10 @@ stills use a video that goes. Only reads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 import os
 import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from job.decide import Decision, FileView, Scope, file_holds, sidecar_readers
 from job.facts import Facts
@@ -26,7 +25,7 @@ class FileNow:
     etag: str | None  # as served now
     hashed: tuple[str, int] | None  # the bytes hashed again now, when that was needed
     view: FileView  # what the libraries say about the file
-    found: list[Asset] | None  # the user's live assets at the path, when looked up
+    found: list[Asset] | None  # the user's live assets of the file (any of its names); None when held already
     partners: list[Asset] = field(default_factory=list)  # other users' live assets of the file, in libraries this run moves
     names: tuple[str, ...] = ()  # the file's path, and its other names
     siblings: list[Asset] = field(default_factory=list)  # live assets of other files that may read the same sidecar

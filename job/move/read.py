@@ -116,6 +116,7 @@ def same_file_elsewhere(ctx: RunContext, asset: Asset) -> None:
     for _, client in searchers:
         for other in client.iter_assets(size=1000, with_exif=True, originalFileName=asset.originalFileName):
             if (other.id == asset.id or other.originalPath in names or not other.is_external or other.isTrashed
+                    or not _may_alias(scope, asset, other)
                     or other.isOffline or other.originalFileName != asset.originalFileName
                     or other.fileModifiedAt != asset.fileModifiedAt or size is None
                     or (other.exifInfo.fileSizeInByte if other.exifInfo else None) != size):
@@ -126,6 +127,17 @@ def same_file_elsewhere(ctx: RunContext, asset: Asset) -> None:
             if hash_original(client, other) == mine:
                 scope.aliases.learn(posixpath.dirname(asset.originalPath), posixpath.dirname(other.originalPath))
                 names = scope.names(asset.originalPath)
+
+
+def _may_alias(scope, asset: Asset, other: Asset) -> bool:
+    """Two assets can be one file under two names only through two import paths: in two libraries, or one
+    library over two folders; and never a folder inside the other (a copy of a folder, not a name of it)."""
+    a, b = posixpath.dirname(asset.originalPath), posixpath.dirname(other.originalPath)
+    if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
+        return False
+    if other.libraryId != asset.libraryId:
+        return True
+    return any(len(lib.importPaths) > 1 for lib in scope.libraries if lib.id == asset.libraryId)
 
 
 def assets_named(client, names: tuple[str, ...]) -> list[Asset]:

@@ -128,10 +128,10 @@ def _sidecar_verdict(member: Member, file: FileNow, unit_ids: set[str], scope: S
     for other in file.siblings:
         if other.id in unit_ids or not _live_external(other) or other.libraryId in scope.selected:
             continue
-        where = scope.library_name(other.libraryId)
+        where = f"library {scope.library_name(other.libraryId)}"
         if other.ownerId != scope.user_id:
-            where = f"{scope.owners.get(other.ownerId, other.ownerId)}'s library {where}"
-        return _hold(Hold.SIDECAR_SHARED, f"{other.originalPath} (library {where}) may read the same XMP sidecar as {path}")
+            where = f"{scope.owners.get(other.ownerId, other.ownerId)}'s {where}"
+        return _hold(Hold.SIDECAR_SHARED, f"{other.originalPath} ({where}) may read the same XMP sidecar as {path}")
     if file.sidecar_hold is not None:
         return _hold(file.sidecar_hold.hold, *file.sidecar_hold.details)
     moving = {name for other in file.siblings if other.libraryId in scope.selected for name in scope.names(other.originalPath)}
