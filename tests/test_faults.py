@@ -163,3 +163,46 @@ def test_a_listing_that_fails_mid_run_ends_the_run_with_a_report_and_code_3(fake
     assert first.report["assetsMoved"] + second.report["assetsMoved"] == 3
     check(scene.world, snap)
     assert not [a for a in scene.world.assets.values() if a.library_id == lib.id and a.deleted_at is None]
+
+
+def live_claims(scene) -> dict[str, str]:
+    """Asset path -> the run holding a claim on it that has not expired (as another run would see it)."""
+    import time
+
+    from job.journal import CLAIM_KEY, Claim
+
+    with scene.world.lock:
+        found = {a.original_path: Claim.of(a.metadata[CLAIM_KEY][0]) for a in scene.world.assets.values()
+                 if CLAIM_KEY in a.metadata}
+    return {path: c.run for path, c in found.items() if c is not None and c.until > time.time()}
+
+
+def test_a_failed_delete_lets_go_of_its_claims_at_once(fake, scene, run_job):
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    fake.faults.add("status", method="DELETE", route="/assets", status=500, times=0)
+    result = run_job(scene.env())
+    assert result.code == 1 and result.outcomes("failed")[0]["stage"] == "delete"
+    assert photo.deleted_at is None and live_claims(scene) == {}, "the next run takes it at once"
+
+
+def test_claims_that_immich_did_not_take_back_are_released_on_the_runs_way_out(fake, scene, run_job):
+    """Immich failed the release when the unit ended (a restart, a hiccup): the run tries once more as it
+    ends, instead of leaving the asset to wait EXT2INT_CLAIM_TTL."""
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    fake.faults.add("status", method="DELETE", route="/assets", status=500, times=0)
+    releases = len(fake.requests("PUT", "/assets/metadata"))
+    traced = run_job(scene.env())  # the failed delete's release is this run's last key/value write
+    assert traced.code == 1
+    last = len(fake.requests("PUT", "/assets/metadata")) - releases
+    scene.world.assets[photo.id].metadata.clear()  # as before that run
+    fake.clear_log()
+    fake.faults.add("status", method="PUT", route="/assets/metadata", status=500, nth=last, times=1)
+
+    result = run_job(scene.env())
+
+    assert result.code == 1 and photo.deleted_at is None
+    assert live_claims(scene) == {}, "released on the way out"
+    assert not any("keep their claim" in n for n in result.report["notes"])
+    assert [r.status for r in fake.requests("PUT", "/assets/metadata")][-2:] == [500, 200]

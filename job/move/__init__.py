@@ -209,9 +209,11 @@ class Mover:
 
     def _let_go(self, pending: Pending, state: journal.State | None) -> None:
         """The unit ends before the gate: journal where its bytes are (when `state`), let others take it."""
-        if state is not None:
-            bring.write_journals(self.ctx, pending.members, state)
-        claim.release(self.ctx, pending.claim, pending.claim_ids)
+        try:
+            if state is not None:
+                bring.write_journals(self.ctx, pending.members, state)
+        finally:
+            claim.let_go(self.ctx, pending.claim, pending.claim_ids)
 
     def _let_go_quietly(self, pending: Pending, state: journal.State | None) -> None:
         try:

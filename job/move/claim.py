@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from job import journal
 from job.clock import SYSTEM
+from job.immich import errors
 from job.immich.models import MetadataItem
 from job.journal import CLAIM_KEY, Claim
 from job.move.context import RunContext
@@ -87,6 +88,31 @@ def release(ctx: RunContext, claim: Claim | None, ids: list[str]) -> None:
         return
     over = Claim(claim.run, claim.unit, 0.0)
     ctx.client.upsert_metadata([(i, CLAIM_KEY, over.value()) for i in ids], bulk=ctx.caps.bulk_metadata)
+
+
+def let_go(ctx: RunContext, claim: Claim | None, ids: list[str]) -> None:
+    """Release the claims of a unit that has ended; when Immich does not answer now, the run tries once
+    more on its way out (`release_left`), so that no other run waits EXT2INT_CLAIM_TTL for nothing."""
+    try:
+        release(ctx, claim, ids)
+    except errors.ImmichError:
+        if claim is not None and ids:
+            ctx.unreleased.append((claim, ids))
+        raise
+
+
+def release_left(ctx: RunContext) -> int:
+    """On the run's way out (whatever ended it): release the claims of ended units that Immich did not
+    take back when they ended. Units still in flight keep theirs (a thread may still act on them: they
+    expire by themselves). Returns how many units' claims are still left."""
+    left, ctx.unreleased[:] = list(ctx.unreleased), []
+    still = 0
+    for claim, ids in left:
+        try:
+            release(ctx, claim, ids)
+        except errors.ImmichError:
+            still += 1
+    return still
 
 
 def read(ctx: RunContext, ids: list[str]) -> dict[str, Claim | None]:

@@ -52,6 +52,7 @@ class RunContext:
     sources: Sources = field(default_factory=lambda: Sources())
     live_stills: Callable[[], dict[str, list[Asset]]] | None = None  # video id -> stills linking to it
     peers: dict[str, ImmichClient] = field(default_factory=dict)  # the run's other users' clients, by user id (reads)
+    unreleased: list[tuple[Claim, list[str]]] = field(default_factory=list)  # claims of ended units Immich did not take back
 
     def fan(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run independent calls side by side (each is one request, or none): a move then waits for

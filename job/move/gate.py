@@ -192,6 +192,10 @@ class Gate:
                 outcome.fail(Stage.DELETE, str(failed))
                 if isinstance(failed, errors.PermissionMissing):
                     outcome.stops_run = f"the API key lacks {failed.permission}"
+                try:  # its sources are still there: let others take them
+                    claim.let_go(ctx, pending.claim, pending.claim_ids)
+                except errors.ImmichError:
+                    pass  # tried again on the run's way out
             else:
                 outcome.deleted = True
         return decided
@@ -254,7 +258,9 @@ class Gate:
             outcome.fail(Stage.GATE, verdict.message, list(verdict.details))
             state = journal.State.COPIED
         try:
-            bring.write_journals(ctx, pending.members, state)
-            claim.release(ctx, pending.claim, pending.claim_ids)
+            try:
+                bring.write_journals(ctx, pending.members, state)
+            finally:
+                claim.let_go(ctx, pending.claim, pending.claim_ids)
         except (errors.ImmichError, StepFailed) as exc:
             log.warning("could not journal %s after the gate held it: %s", outcome.path, exc)

@@ -23,7 +23,7 @@ from job.clock import SYSTEM, Clock
 from job.decide import Action, Scope, decide, file_holds
 from job.immich import errors
 from job.immich.models import Asset
-from job.move import Mover
+from job.move import Mover, claim
 from job.move.context import Pending, RunContext, Sources, Unit
 from job.move.gate import Gate
 from job.outcome import Kind, Outcome, Stage
@@ -178,10 +178,21 @@ class Runner:
             flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())
             gate.close()  # what waits at the gate is released (a second signal never gets here: it exits)
             io.shutdown(wait=False)
+            self._release_left(ctxs, report)
         report.listed = len(listed)
         report.remaining = self.remaining()
         report.finish()
         return report
+
+    def _release_left(self, ctxs: dict[str, RunContext], report: Report) -> None:
+        """However the run ends: the claims of ended units that Immich did not take back then (it was
+        down, or failed the request) are released now, if it answers; else they expire by themselves."""
+        left = sum(claim.release_left(ctx) for ctx in ctxs.values())
+        if left:
+            note = (f"{left} unit(s) keep their claim: Immich did not answer when they ended nor when the run ended; "
+                    f"other runs take them once the claim expires (EXT2INT_CLAIM_TTL)")
+            report.notes.append(note)
+            log.warning(note)
 
     def quick(self, unit: Unit, scope: Scope) -> Outcome | None:
         """Skips and holds decided from the listing alone cost no further request."""
