@@ -206,3 +206,34 @@ def test_claims_that_immich_did_not_take_back_are_released_on_the_runs_way_out(f
     assert live_claims(scene) == {}, "released on the way out"
     assert not any("keep their claim" in n for n in result.report["notes"])
     assert [r.status for r in fake.requests("PUT", "/assets/metadata")][-2:] == [500, 200]
+
+
+def test_a_new_asset_immich_never_reads_is_asked_to_be_read_and_nothing_waits_for_ever(fake, scene, run_job):
+    """An upload cut short by Immich restarting leaves an asset whose metadata job was lost: Immich never
+    reads it by itself. The job asks Immich to read it again, and the move completes."""
+    from tests.clock import Jumping
+
+    lib = scene.library()
+    scene.album("Kept", scene.photo(lib, "a.jpg"))  # no sidecar: no copied sidecar makes Immich read it either
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    scene.world.extraction_delay = 10 ** 9  # the extraction of every new asset was lost
+    result = run_job(scene.env(EXT2INT_SETTLE_TIMEOUT="60"), clock=Jumping())
+    assert result.code == 0 and result.counts()["uploaded"] == 1, result.report["outcomes"]
+    assert len(fake.requests("POST", "/assets/jobs")) == 1
+    check(scene.world, snap)
+
+
+def test_without_job_create_the_job_says_how_to_read_the_asset_and_waits(fake, scene, run_job):
+    from job.immich.endpoints import ENDPOINTS, Need, required_permissions
+    from tests.clock import Jumping
+
+    lib = scene.library()
+    scene.photo(lib, "a.jpg")
+    needed = sorted(required_permissions("run", (3, 1, 0), copy=True, edits=True, delete=True))
+    assert "job.create" not in needed and ENDPOINTS["asset_jobs"].need is Need.OPTIONAL
+    key = scene.world.add_key(scene.admin, needed + ["library.read", "asset.statistics"])
+    scene.world.extraction_delay = 10 ** 9
+    result = run_job(scene.env(key, EXT2INT_SETTLE_TIMEOUT="60"), clock=Jumping())
+    assert result.code == 0 and result.counts()["waiting"] == 1
+    assert "asked to again" in result.outcomes("waiting")[0]["reason"]
+    assert "job.create" in result.stderr and "Refresh metadata" in result.stderr

@@ -104,6 +104,10 @@ class AssetCalls:
             "stack": stack, "favorite": favorite, "sidecar": sidecar,
         })
 
+    def refresh_metadata(self, asset_ids: list[str]) -> None:
+        """POST /assets/jobs {name: refresh-metadata}: Immich reads the files' metadata again (queued)."""
+        self.t.request(E["asset_jobs"], json_body={"assetIds": asset_ids, "name": "refresh-metadata"})
+
     def update_assets(self, asset_ids: list[str], **fields: Any) -> None:
         """PUT /assets: isFavorite, visibility, description, dateTimeOriginal (+ timeZone), latitude and
         longitude together, rating. The bulk form is the only one that takes an IANA timeZone."""

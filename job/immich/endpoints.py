@@ -94,6 +94,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     # NOT repeatable: repeated with stack=true once the target is in the source's stack, it merges the
     # stack into itself and then DELETES it (asset.service.ts copyStack: merge + delete(sourceStackId))
     "copy": _e("PUT", "/assets/copy", "asset.copy", Need.COPY, since=(2, 2, 0)),
+    # queue a metadata extraction of a new asset Immich never read (an upload cut by a restart): asking twice
+    # only queues it twice
+    "asset_jobs": _e("POST", "/assets/jobs", "job.create", Need.OPTIONAL, retry=True),
     "update_assets": _e("PUT", "/assets", "asset.update", N, retry=True),
     "update_asset": _e("PUT", "/assets/{id}", "asset.update", N, retry=True),
     "tag_assets": _e("PUT", "/tags/assets", "tag.asset", N, retry=True),

@@ -4,9 +4,11 @@ value read right after a write can still change: the target must stay whole befo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from job.facts import Facts
+from job.immich import errors
 from job.immich.models import Asset
 from job.move import read
 from job.move.bring import disproof
@@ -15,6 +17,8 @@ from job.move.context import Identity, Member, RunContext, StepFailed, Waiting
 from job.outcome import Stage
 from job.record import Difference, differences, record_of
 from job.writes import writes_for
+
+log = logging.getLogger("ext2int")
 
 
 def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
@@ -29,6 +33,7 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
     only once the target has stayed whole."""
     settings, clock = ctx.settings, ctx.clock
     deadline = clock.monotonic() + settings.settle_timeout
+    ask_at = clock.monotonic() + settings.settle_timeout / 2  # Immich reads a new asset within seconds, normally
     delay, waited, applied = 0.25, 0.0, set()
     confirm_at: float | None = None  # when a target that covers after our writes is looked at again
     last_write, redone = 0.0, 0
@@ -62,6 +67,9 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
                 applied.update(w.kind for w in todo)
                 last_write = clock.monotonic()
                 continue
+        if not extracted(asset) and ask_at is not None and clock.monotonic() >= ask_at:
+            ask_at = None
+            ask_to_read(ctx, member)
         if clock.monotonic() >= deadline or ctx.hard_stop.is_set():
             raise _unfinished(member, target, ids)
         ctx.sleep(delay)
@@ -100,6 +108,17 @@ def await_sidecar(ctx: RunContext, member: Member, target: Facts, ids: Identity,
     return False
 
 
+def ask_to_read(ctx: RunContext, member: Member) -> None:
+    """A new asset Immich has not read after half of EXT2INT_SETTLE_TIMEOUT was most likely never queued
+    (an upload cut short by Immich restarting: the row exists, its jobs were lost), and would wait for
+    ever: ask Immich to read its metadata again (what its "Refresh metadata" button does)."""
+    try:
+        ctx.client.refresh_metadata([member.target_id])
+    except (errors.PermissionMissing, errors.Forbidden):
+        log.warning("Immich has not read the new asset %s for %s; the API key lacks job.create to ask it to "
+                    "(Refresh metadata in Immich does it)", member.target_id, member.source.asset.originalPath)
+
+
 def prove(ctx: RunContext, member: Member, target: Asset) -> None:
     """The target holds the bytes we hashed, or the unit fails. A fresh upload that does not is left as
     it is and named: it may not even be ours (a proxy or a bug answering with another asset's id), and
@@ -121,7 +140,8 @@ def extracted(asset: Asset) -> bool:
 
 def _unfinished(member: Member, target: Facts, ids: Identity) -> Exception:
     if not extracted(target.asset):
-        return Waiting("Immich has not finished reading the new asset's metadata yet")
+        return Waiting("Immich has not read the new asset's metadata yet, even when asked to again: a later run "
+                       "looks again (and asks again)")
     found = differences(member.expected, record_of(target, ids.target))
     if {d.field for d in found} == {"faces"}:
         return Waiting("waiting for Immich's face detection on the new asset")

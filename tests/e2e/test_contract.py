@@ -314,6 +314,8 @@ def observe_sidecars_and_names(api: Api, import_root: Path, seed: int) -> list[t
     seen.append(("the copy fails when the sidecar file is gone", (code, (answer or {}).get("message"))))
     seen.append(("the copy without the sidecar goes through", status_and_body(
         api, "PUT", "/assets/copy", json={"sourceId": halves[".tif"]["id"], "targetId": target, "sidecar": False})[0]))
+    seen.append(("a new asset is asked to be read again", status_and_body(
+        api, "POST", "/assets/jobs", json={"assetIds": [target], "name": "refresh-metadata"})[0]))
 
     real = import_root / f"real-{uuid.uuid4().hex[:8]}"
     real.mkdir(parents=True)
@@ -340,6 +342,7 @@ def test_the_fake_finds_deletes_and_copies_sidecars_and_follows_links_like_the_r
         ("a delete for good removes the shared sidecar", ["IMG_1.tif"]),
         ("the copy fails when the sidecar file is gone", (500, "Failed to copy asset")),
         ("the copy without the sidecar goes through", 204),
+        ("a new asset is asked to be read again", 204),
         ("a symbolic link is crawled under its own name", (True, True)),
         ("a delete through the link removes the one file", False),
     ], "Immich does what API.md says"

@@ -79,6 +79,7 @@ ROUTES = [
     Route("PUT", "/assets", "update_assets", "asset.update"),
     Route("DELETE", "/assets", "delete_assets", "asset.delete"),
     Route("PUT", "/assets/copy", "copy", "asset.copy", feature="copy"),
+    Route("POST", "/assets/jobs", "asset_jobs", "job.create"),
     Route("PUT", "/assets/metadata", "bulk_metadata", "asset.update", feature="bulk_metadata"),
     Route("GET", "/assets/{id}", "get_asset", "asset.read"),
     Route("PUT", "/assets/{id}", "update_asset", "asset.update"),
@@ -918,6 +919,18 @@ class Routes:
         body = call.json()
         assets = _ids_of(world, call, body.get("ids", []), "asset.delete")
         world.trash(assets, force=bool(body.get("force")))
+        return 204, None
+
+    @staticmethod
+    def asset_jobs(world: World, call: Call):
+        """asset.service run(): each id needs asset.update access; refresh-metadata queues an extraction
+        (here it lands at once)."""
+        body = call.json()
+        if body.get("name") not in ("refresh-faces", "refresh-metadata", "regenerate-thumbnail", "transcode-video"):
+            raise ApiError(400, "Validation failed", [{"code": "invalid_value", "path": ["name"], "message": "Invalid option"}])
+        for asset in _ids_of(world, call, body.get("assetIds", []), "asset.update"):
+            if body["name"] == "refresh-metadata":
+                world.extract(asset)
         return 204, None
 
     @staticmethod
