@@ -130,14 +130,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def job(url: str, key: str, library_ids: list[str], command: str = "run", report: Path | None = None,
-        **env: str) -> subprocess.Popen:
-    """The real job in a subprocess, as a user runs it."""
+        wrap: tuple[str, ...] = (), **env: str) -> subprocess.Popen:
+    """The real job in a subprocess, as a user runs it (`wrap`: a command line it runs inside, which ends
+    with `exec "$@"`-style arguments: the job's own command line follows it)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("IMMICH_", "EXT2INT_"))}
     full.update({"IMMICH_URL": url, "IMMICH_API_KEY": key, "EXT2INT_LIBRARY_IDS": ",".join(library_ids),
                  "EXT2INT_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT), **env})
     if report:
         full["EXT2INT_REPORT"] = str(report)
-    return subprocess.Popen([sys.executable, "-m", "job", command], env=full, stdout=subprocess.PIPE,
+    return subprocess.Popen([*wrap, sys.executable, "-m", "job", command], env=full, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -146,9 +147,9 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]
     return proc.returncode, out, err
 
 
-def run(url: str, key: str, library_ids: list[str], report: Path, **env: str) -> dict:
+def run(url: str, key: str, library_ids: list[str], report: Path, wrap: tuple[str, ...] = (), **env: str) -> dict:
     """One run to its end; its JSON report."""
-    code, _, err = finish(job(url, key, library_ids, report=report, **env))
+    code, _, err = finish(job(url, key, library_ids, report=report, wrap=wrap, **env))
     assert code in (0, 1), err
     return json.loads(report.read_text())
 

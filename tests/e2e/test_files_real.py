@@ -5,14 +5,16 @@ a live asset still uses, nothing failing for ever. (The same worlds run on the f
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests import media
-from tests.e2e.immich import World, run, sha1_b64
+from tests.e2e.immich import World, finish, job, run, sha1_b64
 
 pytestmark = pytest.mark.e2e
 
@@ -174,3 +176,44 @@ def test_own_libraries_over_a_folder_and_its_link_move_together(e2e, tmp_path):
     copy = copy_of(admin, world.files["a.jpg"])
     assert copy["isFavorite"] and copy["exifInfo"]["description"] == "curated through the link"
     assert not (world.folder / "a.jpg").exists()
+
+
+def test_another_users_library_over_a_second_mount_keeps_its_file(e2e, tmp_path):
+    """The family's share mounted twice on the server (a bind mount: one folder, two paths). The job that
+    sees both mounts knows by itself; one that does not (its container lacks the second mount) knows
+    once the alias is declared."""
+    admin, other = e2e.admin, e2e.other
+    world = World.create(admin, admin, e2e.import_root, "share")
+    world.write("a.jpg", media.jpeg(seed()))
+    world.scan(admin)
+    second = e2e.import_root / f"share-again-{uuid.uuid4().hex[:8]}"
+    second.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(world.folder), str(second)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"this machine does not allow a bind mount: {mounted.stderr.strip()}")
+    try:
+        body = {"ownerId": other.me()["id"], "name": second.name, "importPaths": [str(second)]}
+        theirs = admin.call("POST", "/libraries", json=body)
+        admin.call("POST", f"/libraries/{theirs['id']}/scan")
+        admin.wait_idle()
+        their_asset, = other.search(libraryId=theirs["id"])
+        other.call("PUT", "/assets", json={"ids": [their_asset["id"]], "isFavorite": True})
+
+        seen = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "seen.json", EXT2INT_DELETE="force")
+        # a job without the second mount: its own mount namespace, where that mount is gone
+        blind = ("unshare", "-m", "--propagation", "private", "sh", "-c", f"umount '{second}' && exec \"$@\"", "sh")
+        unaware = finish(job(e2e.url, admin.key, [world.library["id"]], "plan", tmp_path / "plan.json", wrap=blind))
+        assert unaware[0] == 0, unaware[2]
+        assert "move" in json.loads((tmp_path / "plan.json").read_text())["outcomes"][0]["plan"], \
+            "without the mount and the alias the job cannot know (what the alias is for)"
+        told = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "told.json", wrap=blind,
+                   EXT2INT_DELETE="force", EXT2INT_PATH_ALIASES=f"{world.folder}={second}")
+
+        for report in (seen, told):
+            assert {Path(o["path"]).name: o["reason"] for o in report["outcomes"]} == {"a.jpg": "shared_with_user"}
+        admin.wait_idle()
+        assert (world.folder / "a.jpg").exists()
+        hers = other.asset(their_asset["id"])
+        assert hers["isFavorite"] and not hers["isOffline"] and not hers["isTrashed"]
+    finally:
+        subprocess.run(["umount", str(second)], check=False)
