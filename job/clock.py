@@ -1,6 +1,9 @@
 """The job's time, in one seam: wall-clock time (claims, journals), monotonic time (limits, waits) and
-waiting. Everything that waits or reads the time goes through a Clock, so tests drive time instead of
-sleeping (`tests/clock.py` has one that jumps forward when waited on)."""
+waiting. Everything that decides by time (a claim's expiry, a limit, a settle or face wait, the rehash
+age) reads and waits through a Clock, so tests drive time instead of sleeping (`tests/clock.py` has one
+that jumps forward when waited on). What only measures or paces (a report's start and end, metrics'
+timestamps, step timings, the gate's batching) and the claim protocol's real elapsed time (see
+`move/claim.py`) read the system clock."""
 
 from __future__ import annotations
 

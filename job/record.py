@@ -2,8 +2,8 @@
 
 One function builds it (`record_of`), one compares two (`differences`), and one merges a source into an
 existing target (`merge`), naming every conflict instead of overwriting; `writes.py` lists the writes
-that make a target cover a record. The same `RULES` table drives them, so adding a kind of metadata is
-one entry.
+that make a target cover a record. The same `RULES` table drives the three: how a kind compares and
+merges is one entry there (reading it is in `facts.py`, writing it in `writes.py` and `move/carry.py`).
 
 Identity: a record speaks of other assets through tokens, so source and target records compare
 equal. The pair being moved is '@self' (source and target alike), its live-photo video is '@live';
