@@ -42,6 +42,15 @@ def scene(fake) -> Scene:
     return Scene(fake)
 
 
+@pytest.fixture
+def canary(scene):
+    """A library of one photo, moved with an API key that must never appear in any output (CANARY)."""
+    scene.world.add_key(scene.admin, secret=CANARY)
+    lib = scene.library()
+    scene.photo(lib, "a.jpg")
+    return lib
+
+
 @dataclass
 class JobResult:
     code: int

@@ -11,14 +11,6 @@ import pytest
 from tests.conftest import CANARY, spawn_job
 
 
-@pytest.fixture
-def canary(scene):
-    scene.world.add_key(scene.admin, secret=CANARY)
-    lib = scene.library()
-    scene.photo(lib, "a.jpg")
-    return lib
-
-
 def assert_clean(result, code: int, *phrases: str) -> None:
     assert result.code == code, (result.code, result.stderr)
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]

@@ -24,12 +24,7 @@ from tests.invariant import check, snapshot
 
 def world_photo(scene: Scene):
     lib = scene.library()
-    photo = scene.photo(lib, "a.jpg", gps=(48.85, 2.29))
-    scene.favorite(photo)
-    scene.edit(photo, description="Eiffel", rating=3)
-    scene.tag(photo, "Trips/Paris")
-    scene.album("Paris", photo, cover=photo)
-    scene.kv(photo, "note", {"text": "keep me"})
+    scene.curated_photo(lib)
     return lib
 
 

@@ -30,14 +30,6 @@ def everything(result) -> str:
     return result.stdout + result.stderr + json.dumps(result.report or {})
 
 
-@pytest.fixture
-def world(scene):
-    scene.world.add_key(scene.admin, secret=CANARY)
-    lib = scene.library()
-    scene.photo(lib, "a.jpg")
-    return lib
-
-
 def url_with_password(fake) -> str:
     return fake.url.replace("http://", f"http://ext2int:{quote(PASSWORD, safe='')}@")
 
@@ -49,7 +41,7 @@ def url_with_password(fake) -> str:
     f"{CANARY[:10]}\n{CANARY[10:]}",  # a key broken over two lines
     f"IMMICH_API_KEY={CANARY}\n",  # a pasted .env line
 ])
-def test_a_bad_key_file_never_shows_the_key(content, tmp_path, fake, world, scene, run_job):
+def test_a_bad_key_file_never_shows_the_key(content, tmp_path, fake, canary, scene, run_job):
     key_file = tmp_path / "key"
     key_file.write_text(content, encoding="utf-8")
     result = run_job({**scene.env(), "IMMICH_API_KEY": "", "IMMICH_API_KEY_FILE": str(key_file),
@@ -65,7 +57,7 @@ def test_a_key_with_a_line_break_is_refused_offline_without_showing_it(fake, sce
     assert not fake.log and not secrets_in(everything(result))
 
 
-def test_passwords_in_urls_and_a_key_echoed_by_the_server_never_appear(fake, world, scene, run_job):
+def test_passwords_in_urls_and_a_key_echoed_by_the_server_never_appear(fake, canary, scene, run_job):
     # the server echoes the key in an error, a push to an unreachable gateway fails, DEBUG logs every change
     echo = json.dumps({"message": f"internal error for key {CANARY}"}).encode()
     fake.faults.add("respond", method="GET", route="/assets/{id}/original", status=400, body=echo, times=0)
@@ -84,7 +76,7 @@ def test_a_bad_port_with_a_password_is_one_line_exit_2(fake, scene, run_job):
     assert "port must be a number from 1 to 65535" in result.stderr and not secrets_in(everything(result))
 
 
-def test_a_bug_in_the_main_thread_is_one_line_without_secrets(fake, world, scene, run_job, monkeypatch):
+def test_a_bug_in_the_main_thread_is_one_line_without_secrets(fake, canary, scene, run_job, monkeypatch):
     from job.run import runner
 
     def broken(self, unit, scope):
@@ -97,7 +89,7 @@ def test_a_bug_in_the_main_thread_is_one_line_without_secrets(fake, world, scene
     assert not secrets_in(everything(result))
 
 
-def test_a_bug_in_a_worker_thread_is_reported_without_secrets(fake, world, scene, run_job, monkeypatch):
+def test_a_bug_in_a_worker_thread_is_reported_without_secrets(fake, canary, scene, run_job, monkeypatch):
     from job.move import read
 
     def broken(ctx, asset_id):

@@ -23,12 +23,7 @@ def curated_world(scene: Scene):
     person, key/values, a live photo, a stack, and a photo whose bytes a phone backup already holds,
     with its own values."""
     lib = scene.library()
-    a = scene.photo(lib, "a.jpg", gps=(48.85, 2.29))
-    scene.favorite(a)
-    scene.edit(a, description="Eiffel", rating=3)
-    scene.tag(a, "Trips/Paris")
-    scene.album("Paris", a, cover=a)
-    scene.kv(a, "note", {"text": "keep me"})
+    a = scene.curated_photo(lib)
     scene.face(a, scene.person("Alice"))
     still, _ = scene.live(lib, "l01")
     scene.album("Live", still, cover=still)

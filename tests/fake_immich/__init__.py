@@ -135,6 +135,17 @@ class Scene:
 
     # --- curation (what a user does in Immich) --------------------------------------------------
 
+    def curated_photo(self, library: Library, name: str = "a.jpg") -> Asset:
+        """A photo curated every simple way: favourite, description, rating, a place, a tag, an album it is
+        the cover of, a key/value."""
+        photo = self.photo(library, name, gps=(48.85, 2.29))
+        self.favorite(photo)
+        self.edit(photo, description="Eiffel", rating=3)
+        self.tag(photo, "Trips/Paris")
+        self.album("Paris", photo, cover=photo)
+        self.kv(photo, "note", {"text": "keep me"})
+        return photo
+
     def edit(self, asset: Asset, **fields: Any) -> Asset:
         with self.world.lock:
             self.world.write_fields(asset, fields)
