@@ -70,8 +70,13 @@ def _file_now(ctx: RunContext, member: Member, scope: Scope, others: Callable[[s
     if view.hold is not None:
         return FileNow(etag, hashed, view, None, names=names)
     sidecar_hold, readers = sidecar_readers(source.originalPath, scope)
-    # one search per name finds both the file's other assets and the files that may share its sidecar
-    near = _near(ctx.client, names)
+    beside = _files_beside(names, scope)
+    if beside == () and not view.look_up:
+        # the job sees the folder and nothing there may share the sidecar, and no other library of the
+        # user covers the file: no asset to look for (one search less per unit)
+        near: list[Asset] = []
+    else:  # one search per name finds both the file's other assets and the files that may share its sidecar
+        near = _near(ctx.client, names)
     found = [a for a in near if a.originalPath in names]
     siblings = [a for a in near if _sibling(a, names)]
     partners = []
@@ -84,7 +89,7 @@ def _file_now(ctx: RunContext, member: Member, scope: Scope, others: Callable[[s
         partners += [a for a in theirs if libraries.get(a.libraryId) == owner and a.originalPath in names
                      and not a.isTrashed and not a.isOffline]
         siblings += [a for a in theirs if _sibling(a, names)]
-    return FileNow(etag, hashed, view, found, partners, names, siblings, sidecar_hold, _files_beside(names, scope))
+    return FileNow(etag, hashed, view, found, partners, names, siblings, sidecar_hold, beside or ())
 
 
 def _near(client, names: tuple[str, ...]) -> list[Asset]:
@@ -100,18 +105,19 @@ def _sibling(asset: Asset, names: tuple[str, ...]) -> bool:
     return asset.originalPath not in names and any(share_sidecar(name, asset.originalPath) for name in names)
 
 
-def _files_beside(names: tuple[str, ...], scope: Scope) -> tuple[str, ...]:
+def _files_beside(names: tuple[str, ...], scope: Scope) -> tuple[str, ...] | None:
     """Where the job sees the file's folder itself (mounted beside Immich at the same path): the other
-    files there that may read the same sidecar, in Immich or not (a RAW left out of every library)."""
+    files there that may read the same sidecar, in Immich or not (a RAW left out of every library).
+    None where it does not see the folder under every name of the file."""
     if scope.aliases.identity is None:
-        return ()
+        return None
     found = []
     for name in names:
         folder = posixpath.dirname(name)
         try:
             entries = os.listdir(folder)
         except OSError:
-            continue
+            return None
         found += [posixpath.join(folder, e) for e in entries
                   if not e.lower().endswith(".xmp") and share_sidecar(name, posixpath.join(folder, e))]
     return tuple(dict.fromkeys(found))
