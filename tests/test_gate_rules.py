@@ -3,6 +3,8 @@ be deleted. No server."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from job import journal
@@ -155,6 +157,18 @@ def test_a_value_curated_during_the_move_waits_for_the_next_run():
                                                       dateTimeOriginal="2019-05-01T09:00:00+00:00"))
     verdict = judged(pending, evidence)
     assert verdict.kind == "wait" and "curated while it moved" in verdict.message
+
+
+def test_a_target_written_over_after_it_was_verified_waits():
+    """The same photo at two paths: two units carry into one target; the second wrote its own description
+    over the first's after the first was verified. The first must not go: its value is no longer there."""
+    pending, evidence = world_for_judge()
+    pending.members[0].expected = replace(pending.members[0].expected, description="same")
+    target = evidence.targets["tgt"]
+    evidence.targets["tgt"] = target.model_copy(update={"exifInfo": target.exifInfo.model_copy(update={"description": "other"})})
+    verdict = judged(pending, evidence)
+    assert verdict.kind == "wait" and "changed after it was verified" in verdict.message
+    assert "'same'" in verdict.details[0] and "'other'" in verdict.details[0]
 
 
 def test_a_lost_claim_waits():

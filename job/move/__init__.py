@@ -152,24 +152,29 @@ class Mover:
         with self._step(outcome, stage, Stage.CLAIM):
             if not claim.confirm(ctx, pending.claim, pending.claim_ids, pending.claimed_at):
                 return outcome.skip(Skip.CLAIMED)
-        with self._step(outcome, stage, Stage.CARRY):
-            plans = [carry.expectation(ctx, m, pending.ids) for m in members]
-            conflicts = [str(c) for _, _, found in plans for c in found]
-            if conflicts:
-                self._let_go(pending, journal.State.HELD)
-                return outcome.hold(Hold.CONFLICT, *conflicts)
-            for member, (expected, before, _) in zip(members, plans):
-                member.expected = expected
-                bring.restore(ctx, member)  # a twin in the trash comes out only now: nothing holds the unit
-                carry.carry(ctx, member, before, pending.ids)
-                if member.sidecar_missing:
-                    note = (f"the XMP sidecar of {member.source.asset.originalPath} is missing on disk: the values "
-                            "Immich had read from it were carried through the API (nothing else the file held)")
-                    outcome.cannot_move.append(note)
-                    log.warning("%s", note)
-        with self._step(outcome, stage, Stage.VERIFY):
-            for member in members:
-                settle_and_verify(ctx, member, pending.ids)
+        # Units whose bytes land on one target (the same photo at two paths) carry and verify one after the
+        # other: the second then sees what the first carried, and a conflict holds it, instead of the two
+        # writing over each other and both passing their verification a moment apart.
+        with ctx.targets.hold(m.target_id for m in members):
+            with self._step(outcome, stage, Stage.CARRY):
+                plans = [carry.expectation(ctx, m, pending.ids) for m in members]
+                conflicts = [str(c) for _, _, found in plans for c in found]
+                if conflicts:
+                    self._let_go(pending, journal.State.HELD)
+                    return outcome.hold(Hold.CONFLICT, *conflicts)
+                for member, (expected, before, _) in zip(members, plans):
+                    member.expected = expected
+                    bring.restore(ctx, member)  # a twin in the trash comes out only now: nothing holds the unit
+                    carry.carry(ctx, member, before, pending.ids)
+                    if member.sidecar_missing:
+                        note = (f"the XMP sidecar of {member.source.asset.originalPath} is missing on disk: the "
+                                "values Immich had read from it were carried through the API (nothing else the "
+                                "file held)")
+                        outcome.cannot_move.append(note)
+                        log.warning("%s", note)
+            with self._step(outcome, stage, Stage.VERIFY):
+                for member in members:
+                    settle_and_verify(ctx, member, pending.ids)
         with self._step(outcome, stage, Stage.GATE):
             faces.keep_covers(ctx, members[-1])
             outcome.kind = Kind.UPLOADED if members[-1].created else Kind.MERGED

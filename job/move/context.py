@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -53,6 +54,7 @@ class RunContext:
     live_stills: Callable[[], dict[str, list[Asset]]] | None = None  # video id -> stills linking to it
     peers: dict[str, ImmichClient] = field(default_factory=dict)  # the run's other users' clients, by user id (reads)
     unreleased: list[tuple[Claim, list[str]]] = field(default_factory=list)  # claims of ended units Immich did not take back
+    targets: TargetLocks = field(default_factory=lambda: TargetLocks())  # one unit at a time carries to a target
 
     def fan(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run independent calls side by side (each is one request, or none): a move then waits for
@@ -81,6 +83,28 @@ class RunContext:
     def sleep(self, seconds: float) -> None:
         """A move keeps waiting for Immich after a first signal; only a second one cuts the wait."""
         self.clock.sleep(seconds, until=self.hard_stop)
+
+
+class TargetLocks:
+    """A lock per internal target, held by a unit from its carry to the end of its verification: units
+    whose bytes land on one target (the same photo at two paths) never interleave their writes. Locks
+    are taken in one order (sorted ids), so two units never wait for each other."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, target_ids: Iterable[str]) -> Iterator[None]:
+        with self._guard:
+            locks = [self._locks.setdefault(i, threading.Lock()) for i in sorted(set(target_ids)) if i]
+        for lock in locks:
+            lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(locks):
+                lock.release()
 
 
 class Sources:

@@ -50,7 +50,7 @@ def judge(pending: Pending, evidence: Evidence, *, scope: Scope, is_source: Call
             verdict = _source_now(source_id, now, member, pending, scope, is_source, claim_holds)
             if verdict is not PASS:
                 return verdict
-        verdict = _target_now(member, evidence.targets.get(member.target_id))
+        verdict = _target_now(member, evidence.targets.get(member.target_id), pending)
         if verdict is not PASS:
             return verdict
         verdict = _file_verdict(member, file, unit_ids, scope)
@@ -87,7 +87,11 @@ def _source_now(source_id: str, now: Facts | None, member: Member, pending: Pend
     return PASS
 
 
-def _target_now(member: Member, target: Asset | None) -> Verdict:
+# What the gate's read of the target shows of its record (the asset alone: no albums, key/values, faces)
+ON_THE_ASSET = frozenset({"favorite", "visibility", "description", "rating", "taken_at", "time_zone", "gps", "tags"})
+
+
+def _target_now(member: Member, target: Asset | None, pending: Pending) -> Verdict:
     if target is None or target.isTrashed:
         return Verdict("fail", message=f"the internal asset {member.target_id} was deleted or trashed during the move")
     if target.is_external or target.checksum != member.sha1 or (target.size is not None and target.size != member.size):
@@ -96,6 +100,14 @@ def _target_now(member: Member, target: Asset | None) -> Verdict:
         return _hold(Hold.IMMICH_STORAGE, f"{target.originalPath} is the internal asset's own file")
     if member.live_target and target.livePhotoVideoId != member.live_target:
         return _wait(f"the new still {target.id} is not linked to its video {member.live_target} (yet)")
+    if member.expected is not None:
+        # what the unit verified is still there: another unit's carry into the same target (the same
+        # photo at two paths), another process, or an edit may have written over it since
+        changed = [d for d in differences(member.expected, record_of(Facts(asset=target), pending.ids.target))
+                   if d.field in ON_THE_ASSET]
+        if changed:
+            return _wait("the internal asset changed after it was verified (another move into it, or an edit): "
+                         "a later run looks again", *(f"{target.id}: {d}" for d in changed))
     return PASS
 
 

@@ -24,7 +24,7 @@ from job.decide import Action, Scope, decide, file_holds
 from job.immich import errors
 from job.immich.models import Asset
 from job.move import Mover, claim
-from job.move.context import Pending, RunContext, Sources, Unit
+from job.move.context import Pending, RunContext, Sources, TargetLocks, Unit
 from job.move.gate import Gate
 from job.outcome import Kind, Outcome, Stage
 from job.report import Report
@@ -78,12 +78,14 @@ class Runner:
                  links: bool = True) -> dict[str, RunContext]:
         """Each user's context: their key's client and what the run knows of their assets (`links`: their
         shared links, which `plan` does not read)."""
-        sources, stacks = Sources(), threading.Lock()  # one for all: asset ids are the server's; a lock for every stack
+        # one for all: asset ids are the server's; a lock for every stack; a lock per target
+        sources, stacks, targets = Sources(), threading.Lock(), TargetLocks()
         ctxs = {k.user_id: RunContext(
             client=k.session.client, caps=k.session.caps, settings=self.settings, scope=k.scope, run_id=run_id,
             clock=self.clock, shared_links=shared_link_map(k.session.client) if links else {}, memories=memory_map(k.session.client, report),
             hard_stop=self.hard_stop, stack_lock=stacks, on_bytes=self.observer.on_bytes, on_step=self.observer.on_step,
-            io=io, sources=sources, live_stills=LiveIndex(k.session.client)) for k in self.crew.keyholders}
+            io=io, sources=sources, targets=targets, live_stills=LiveIndex(k.session.client))
+            for k in self.crew.keyholders}
         for user, ctx in ctxs.items():
             ctx.peers = {other: c.client for other, c in ctxs.items() if other != user}
         return ctxs
