@@ -9,15 +9,18 @@ on (`evidence.gather`) and decides (`judge`, pure) whether it still holds at tha
 3. the curation now: each source's record, read again, is covered by what the target was verified to
    hold (a value the user changed during the move waits for the next run, which carries it);
 4. the targets: still there, internal, the user's, holding the proven bytes, the still linked to its
-   video;
+   video, and still showing the values the unit verified (another unit's carry into the same target, or
+   an edit, may have written over them);
 5. the bytes now: the file still is what was hashed: its ETag (size and modification time) unchanged,
    and hashed again when the proof is from an earlier run or older than EXT2INT_REHASH_AFTER;
-6. the file's other users: no other library (of any user) holds the same file, except this unit's own
-   path twins, and the file is not one of Immich's own;
-7. live halves: no still outside the unit uses a video that goes.
+6. the file's other users: no other library (of any user) holds the same file, under any of its names,
+   except this unit's own path twins, and the file is not one of Immich's own;
+7. the sidecar's other readers: no live asset outside the delete, and no file beside it, may read the
+   XMP sidecar Immich deletes with the original (a RAW+JPEG pair's one IMG_1.xmp);
+8. live halves: no still outside the unit uses a video that goes.
 
-A file that several users' libraries hold (a family's shared folder) goes only with every one of its
-assets, of every user the run holds a key for: the gate keeps a unit that passed until the others' assets
+A file that several users' libraries hold (a family's shared folder), or a sidecar several files read,
+goes only with every one of its assets, of every user the run holds a key for: the gate keeps a unit that passed until the others' assets
 of its files have passed too (it asks the runner to move them now), then deletes them together, each
 user's with their own key. The rules are pure, in `rules.py`.
 
