@@ -111,17 +111,17 @@ def same_file_elsewhere(ctx: RunContext, asset: Asset) -> None:
     if len([r for lib in scope.libraries if lib.ownerId in users for r in lib.importPaths]) < 2:
         return
     names = scope.names(asset.originalPath)
-    size = asset.exifInfo.fileSizeInByte if asset.exifInfo else None
+    etag: str | None = None
     mine: tuple[str, int] | None = None
     for _, client in searchers:
         for other in client.iter_assets(size=1000, with_exif=True, originalFileName=asset.originalFileName):
             if (other.id == asset.id or other.originalPath in names or not other.is_external or other.isTrashed
                     or not _may_alias(scope, asset, other)
                     or other.isOffline or other.originalFileName != asset.originalFileName
-                    or other.fileModifiedAt != asset.fileModifiedAt or size is None
-                    or (other.exifInfo.fileSizeInByte if other.exifInfo else None) != size):
+                    or other.fileModifiedAt != asset.fileModifiedAt or asset.size is None or other.size != asset.size):
                 continue
-            if client.original_etag(other.id) != ctx.client.original_etag(asset.id):
+            etag = etag or ctx.client.original_etag(asset.id)
+            if client.original_etag(other.id) != etag:
                 continue
             mine = mine or hash_original(ctx.client, asset)
             if hash_original(client, other) == mine:
