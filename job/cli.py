@@ -167,9 +167,9 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
         if command == "plan":
             report = planner.plan(runner)
         elif command == "verify":
-            report = audit.verify(runner, runner.observer.on_outcome)
+            report = audit.verify(runner)
         elif command in ("undo", "undo-plan"):
-            report = undoer.undo(runner, dry_run=command == "undo-plan", on_outcome=runner.observer.on_outcome)
+            report = undoer.undo(runner, dry_run=command == "undo-plan")
         else:
             if progress:
                 progress.start(min(settings.batch_size, sum(runner.remaining().values())))

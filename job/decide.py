@@ -13,7 +13,7 @@ from enum import Enum
 
 from job import journal, paths
 from job.immich.models import Asset, Library
-from job.outcome import Hold, Skip
+from job.outcome import Hold, Outcome, Skip
 from job.settings import DeleteMode
 
 
@@ -41,6 +41,14 @@ class Decision:
         if self.action is Action.FINISH:
             return "finish (copied earlier: verify, delete)"
         return "move (upload, or merge if already internal)"
+
+    def end(self, outcome: Outcome) -> Outcome:
+        """A skip or a hold ends the unit's outcome with its reason; a move is planned (`plan` only)."""
+        if self.action is Action.SKIP:
+            return outcome.skip(self.skip)
+        if self.action is Action.HOLD:
+            return outcome.hold(self.hold, *self.details)
+        return outcome.planned(self.label)
 
 
 MOVE = Decision(Action.MOVE)

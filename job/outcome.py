@@ -1,5 +1,8 @@
-"""How each unit ends: one table of outcome kinds (text, log level, metric label), the reasons of a skip
-or a hold, and the stages a failure can happen at. Every listed asset ends in exactly one Outcome.
+"""How each unit ends, in one room: the outcome kinds and how each is presented (its words, log level,
+whether it counts), the reasons of a skip or a hold, the stages a failure can happen at, and the Outcome
+itself, which is made here (`Outcome.begin`, `Outcome.of_copy`) and ended here, once, by one of its
+ending methods (nothing else sets its kind). Every listed asset ends in exactly one Outcome; one recorder
+(job/run/recorder.py) reports it, logs it and counts it, for every command.
 
 - uploaded / merged: moved; the external asset was deleted (or kept, with EXT2INT_DELETE=keep).
 - held: the job could move it, but something depends on the file, the asset or the moment in a way the
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class Kind(str, Enum):
@@ -36,25 +40,31 @@ class Kind(str, Enum):
 
 @dataclass(frozen=True)
 class KindInfo:
-    text: str  # in the terminal summary
-    level: int  # of its log line
-    final: bool  # the asset is moved
+    """How a kind is presented and counted: read by the report, the log line, the metrics, the progress
+    bar and the batch alike."""
+
+    text: str  # after its count in the summary line ("3 merged into existing internal assets")
+    level: int  # of its log line; a kind at WARNING or above is written in capitals in the summary's list
+    final: bool = False  # the asset is moved: its assets and bytes count as moved
+    counts: bool = True  # takes a place in the batch and a step of the progress bar (skipped and held do not)
+    listed: bool = False  # one line each under the summary: the units that need a look
+    run: bool = False  # a kind a move ends as (the metrics' outcome label)
 
 
 KINDS: dict[Kind, KindInfo] = {
-    Kind.UPLOADED: KindInfo("uploaded", logging.INFO, True),
-    Kind.MERGED: KindInfo("merged into an existing internal asset", logging.INFO, True),
-    Kind.HELD: KindInfo("held", logging.WARNING, False),
-    Kind.WAITING: KindInfo("waiting for Immich", logging.INFO, False),
-    Kind.SKIPPED: KindInfo("skipped", logging.INFO, False),
-    Kind.FAILED: KindInfo("failed", logging.WARNING, False),
-    Kind.PLANNED: KindInfo("would move", logging.INFO, False),
-    Kind.VERIFIED: KindInfo("verified", logging.INFO, False),
-    Kind.CHANGED: KindInfo("changed since the move", logging.INFO, False),
-    Kind.DAMAGED: KindInfo("damaged", logging.WARNING, False),
-    Kind.UNDONE: KindInfo("undone", logging.INFO, False),
+    Kind.UPLOADED: KindInfo("uploaded", logging.INFO, final=True, run=True),
+    Kind.MERGED: KindInfo("merged into existing internal assets", logging.INFO, final=True, run=True),
+    Kind.HELD: KindInfo("held", logging.WARNING, counts=False, listed=True, run=True),
+    Kind.WAITING: KindInfo("waiting", logging.INFO, listed=True, run=True),
+    Kind.SKIPPED: KindInfo("skipped", logging.INFO, counts=False, listed=True, run=True),
+    Kind.FAILED: KindInfo("failed", logging.WARNING, listed=True, run=True),
+    Kind.PLANNED: KindInfo("would move", logging.INFO),
+    Kind.VERIFIED: KindInfo("internal copies hold", logging.INFO),
+    Kind.CHANGED: KindInfo("changed since the move", logging.INFO, listed=True),
+    Kind.DAMAGED: KindInfo("damaged", logging.WARNING, listed=True),
+    Kind.UNDONE: KindInfo("undone", logging.INFO),
 }
-RUN_KINDS = (Kind.UPLOADED, Kind.MERGED, Kind.HELD, Kind.WAITING, Kind.SKIPPED, Kind.FAILED)  # what a move ends as
+RUN_KINDS = tuple(k for k, info in KINDS.items() if info.run)  # what a move ends as
 assert set(KINDS) == set(Kind)
 
 
@@ -138,8 +148,16 @@ class Stage(str, Enum):
     INCOMPLETE = "incomplete"
 
 
+class EndedTwice(RuntimeError):
+    """A unit's outcome was ended a second time: a bug (each unit ends once)."""
+
+
 @dataclass(slots=True)  # a 100k-asset plan holds 100k of these
 class Outcome:
+    """One unit's account. Made by `begin` (a listed asset) or `of_copy` (a move already made, for verify
+    and undo); ended once by one of the methods below, which set its kind. Until then it reads as failed
+    at no stage: an outcome nobody ended is never reported as anything better."""
+
     asset_id: str
     path: str
     library_id: str
@@ -155,19 +173,73 @@ class Outcome:
     plan: str = ""  # `plan` only: what would happen
     steps: dict[str, float] = field(default_factory=dict)
     stops_run: str = ""  # a failure no other asset can avoid (a missing permission): the run stops
+    ended: bool = False
+
+    @classmethod
+    def begin(cls, asset: Any, assets: int = 1) -> Outcome:
+        """The outcome of a unit whose first asset is `asset` (an Asset: id, originalPath, libraryId)."""
+        return cls(asset.id, asset.originalPath, asset.libraryId or "", assets=assets)
+
+    @classmethod
+    def of_copy(cls, entry: dict, assets: int, target_id: str) -> Outcome:
+        """The outcome of a move already made, from its copy's provenance entry for its first source."""
+        return cls(str(entry.get("source", "")), str(entry.get("path", "")), str(entry.get("library", "")),
+                   assets=assets, target_id=target_id)
+
+    # --- the ways a unit ends: each sets the kind once ------------------------------------------------
+
+    def _end(self, kind: Kind, reason: str, differences: list[str] | tuple[str, ...] | None = None) -> Outcome:
+        if self.ended:
+            raise EndedTwice(f"{self.path}: ended as {self.kind.value}, then as {kind.value}")
+        self.ended, self.kind, self.reason = True, kind, reason
+        if differences is not None:
+            self.differences = list(differences)
+        return self
 
     def hold(self, hold: Hold, *details: str) -> Outcome:
-        self.kind, self.reason, self.differences = Kind.HELD, hold.value, list(details)
-        return self
+        return self._end(Kind.HELD, hold.value, details)
 
     def skip(self, skip: Skip) -> Outcome:
-        self.kind, self.reason = Kind.SKIPPED, skip.value
-        return self
+        return self._end(Kind.SKIPPED, skip.value)
 
-    def fail(self, stage: Stage, message: str, differences: list[str] | None = None) -> Outcome:
-        self.kind, self.stage, self.reason = Kind.FAILED, stage.value, message
-        self.differences = differences or []
-        return self
+    def fail(self, stage: Stage, problem: str | BaseException, differences: list[str] | None = None) -> Outcome:
+        """`problem`: a message, or the exception itself: one that names a missing permission (the key's,
+        so every other unit would fail the same way) stops the run."""
+        self.stage = stage.value
+        permission = getattr(problem, "permission", None)
+        if permission:
+            self.stops_run = f"the API key lacks {permission}"
+        return self._end(Kind.FAILED, str(problem), differences or [])
+
+    def wait(self, message: str, *details: str) -> Outcome:
+        return self._end(Kind.WAITING, message, details if details else None)
+
+    def moved(self, created: bool, deleted: bool = False) -> Outcome:
+        """Moved: uploaded (a new internal asset) or merged (into one that held its bytes already)."""
+        self.deleted = deleted
+        return self._end(Kind.UPLOADED if created else Kind.MERGED, "")
+
+    def planned(self, label: str) -> Outcome:
+        self.plan = label
+        return self._end(Kind.PLANNED, "")
+
+    def verified(self, reason: str) -> Outcome:
+        return self._end(Kind.VERIFIED, reason)
+
+    def changed(self, reason: str, differences: list[str] | None = None) -> Outcome:
+        return self._end(Kind.CHANGED, reason, differences)
+
+    def damaged(self, reason: str, differences: list[str] | None = None) -> Outcome:
+        return self._end(Kind.DAMAGED, reason, differences)
+
+    def undone(self, reason: str) -> Outcome:
+        return self._end(Kind.UNDONE, reason)
+
+    # --- how it reads -------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> KindInfo:
+        return KINDS[self.kind]
 
     @property
     def reason_text(self) -> str:
@@ -177,6 +249,16 @@ class Outcome:
         if self.kind is Kind.HELD:
             return Hold(self.reason).text
         return self.reason
+
+    def line(self, loud: bool = False) -> str:
+        """The unit in one line, for its log line and the summary's list (`loud`: a kind at WARNING or above
+        in capitals, to stand out in a list)."""
+        word = self.kind.value.upper() if loud and self.info.level >= logging.WARNING else self.kind.value
+        if self.info.final:
+            return f"{word} {self.path} -> {self.target_id}"
+        if self.kind is Kind.FAILED:
+            return f"{word} [{self.stage}] {self.path}: {self.reason}"
+        return f"{word} {self.path}: {self.reason_text}"
 
     @property
     def label(self) -> str:

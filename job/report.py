@@ -87,6 +87,11 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {**self._summary_dict(), "outcomes": [_outcome_dict(o) for o in self.outcomes]}
 
+    @staticmethod
+    def _tally(counts: Counter[str], *kinds: Kind) -> str:
+        """'3 held, 1 waiting': each kind's count and its words (job/outcome.py, KINDS)."""
+        return ", ".join(f"{counts.get(k.value, 0)} {KINDS[k].text}" for k in kinds)
+
     def _summary_dict(self) -> dict[str, Any]:
         counts = self.counts()
         return {
@@ -148,20 +153,18 @@ class Report:
                    f"{human_bytes(sum(o.bytes for o in planned))}, touching {self.albums_touched} albums; "
                    f"{counts.get('held', 0)} held, {counts.get('skipped', 0)} skipped")
         elif self.command == "verify":
-            yield (f"verify: {counts.get('verified', 0)} internal copies hold, {counts.get('changed', 0)} changed since "
-                   f"the move, {counts.get('damaged', 0)} damaged")
+            yield "verify: " + self._tally(counts, Kind.VERIFIED, Kind.CHANGED, Kind.DAMAGED)
         elif self.command in ("undo", "undo-plan"):
             done = "would take back" if self.command == "undo-plan" else "took back"
             yield (f"{self.command}: {done} {counts.get('undone', 0) or counts.get('planned', 0)} moves; "
-                   f"{counts.get('held', 0)} held, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed")
+                   + self._tally(counts, Kind.HELD, Kind.SKIPPED, Kind.FAILED))
             for o in self.outcomes:
                 if o.kind in (Kind.PLANNED, Kind.UNDONE):
                     yield f"  {o.path}: {o.plan or o.reason}"
                     yield from (f"      {d}" for d in o.differences)
         else:
-            yield (f"{self.command}: {self.moved_assets} assets moved ({counts.get('uploaded', 0)} uploaded, "
-                   f"{counts.get('merged', 0)} merged into existing internal assets), {counts.get('held', 0)} held, "
-                   f"{counts.get('waiting', 0)} waiting, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; "
+            yield (f"{self.command}: {self.moved_assets} assets moved ({self._tally(counts, Kind.UPLOADED, Kind.MERGED)}), "
+                   f"{self._tally(counts, Kind.HELD, Kind.WAITING, Kind.SKIPPED, Kind.FAILED)}; "
                    f"{human_bytes(self.moved_bytes)} in {self.duration:.1f}s"
                    + (f" (throttled {self.throttled_seconds:.0f}s)" if self.throttled_seconds >= 1 else ""))
         if self.at_limit:
@@ -171,24 +174,16 @@ class Report:
         if self.remaining:
             yield "remaining: " + ", ".join(f"{self.library_label(lib)}: {n}" for lib, n in sorted(self.remaining.items()))
         for o in self.outcomes:
-            if o.kind is Kind.FAILED:
-                yield f"FAILED [{o.stage}] {o.path}: {o.reason}"
-            elif o.kind is Kind.HELD and self.command != "plan":
-                yield f"HELD {o.path}: {o.reason_text}"
-            elif o.kind is Kind.WAITING:
-                yield f"waiting {o.path}: {o.reason}"
-            elif o.kind is Kind.SKIPPED and self.command != "plan":
-                yield f"skipped {o.path}: {o.reason_text}"
-            elif o.kind in (Kind.CHANGED, Kind.DAMAGED):
-                yield f"{o.kind.value.upper() if o.kind is Kind.DAMAGED else o.kind.value} {o.path}: {o.reason}"
-            else:
+            # a plan lists every unit above, held and skipped ones with their reason already
+            if not o.info.listed or self.command == "plan" and o.kind is not Kind.FAILED:
                 continue
+            yield o.line(loud=True)
             if self.command != "plan":
                 yield from (f"    {d}" for d in o.differences)
         yield from self.notes
 
 
-_OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
+_OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome) if f.name != "ended")
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:

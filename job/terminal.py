@@ -10,9 +10,9 @@ import threading
 from typing import Any
 
 from job.metrics import Metrics
-from job.outcome import KINDS, Kind, Outcome
+from job.outcome import Kind, Outcome
 from job.report import Report, human_bytes
-from job.run.runner import Observer
+from job.run.recorder import Observer
 from job.settings import Settings, Switch
 
 log = logging.getLogger("ext2int")
@@ -61,15 +61,11 @@ def log_outcome(o: Outcome, user: str = "") -> None:
                               "library": o.library_id, "user": user, "bytes": o.bytes, "assets": o.assets}
     if o.target_id:
         fields["targetId"] = o.target_id
-    info = KINDS[o.kind]
-    if info.final:
-        log.log(info.level, "%s %s -> %s", o.kind.value, o.path, o.target_id, extra=fields)
-    elif o.kind is Kind.FAILED:
-        log.log(info.level, "failed [%s] %s: %s", o.stage, o.path, o.reason,
-                extra={**fields, "stage": o.stage, "reason": o.reason, "differences": o.differences})
-    else:
-        log.log(info.level, "%s %s: %s", o.kind.value, o.path, o.reason_text,
-                extra={**fields, "reason": o.reason, "differences": o.differences})
+    if not o.info.final:
+        fields.update(reason=o.reason, differences=o.differences)
+        if o.kind is Kind.FAILED:
+            fields["stage"] = o.stage
+    log.log(o.info.level, "%s", o.line(), extra=fields)
 
 
 class Progress:
@@ -96,7 +92,7 @@ class Progress:
         self._redirect.enter_context(logging_redirect_tqdm([logging.getLogger("ext2int")]))
 
     def outcome(self, outcome: Outcome) -> None:
-        if self.bar is not None and outcome.kind not in (Kind.SKIPPED, Kind.HELD):
+        if self.bar is not None and outcome.info.counts:
             self.bar.update(1)
 
     def bytes(self, n: int) -> None:

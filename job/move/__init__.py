@@ -20,13 +20,13 @@ from typing import Any
 
 from job import journal, ledger
 from job.clock import SYSTEM
-from job.decide import Action, Decision, decide, moves_with
+from job.decide import Action, decide, moves_with
 from job.immich import errors
 from job.move import bring, carry, claim, faces, read
 from job.move.context import Member, Pending, RunContext, StepFailed, Unit, Waiting, identity
 from job.move.gate import Gate
 from job.move.verify import settle_and_verify
-from job.outcome import Hold, Kind, Outcome, Skip, Stage
+from job.outcome import Hold, Outcome, Skip, Stage
 from job.record import record_of
 from job.settings import DeleteMode
 
@@ -40,8 +40,7 @@ class Mover:
     def move(self, unit: Unit) -> Outcome | Pending:
         """Phase one: read, decide, claim, bring the bytes. Returns the unit's Outcome when it ends here
         (skipped, held, failed; or done, for a stacked unit), else a Pending for `complete`."""
-        a = unit.asset
-        outcome = Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets)
+        outcome = unit.outcome()
         stage = [Stage.READ]
         return self._guard(outcome, stage, None, lambda: self._phase_one(unit, outcome, stage))
 
@@ -87,13 +86,13 @@ class Mover:
                               video=video, video_expected=video_id is not None,
                               stills=ctx.live_stills().get(still.asset.id, []) if lone else None)
             if decision.action in (Action.SKIP, Action.HOLD):
-                return _end(outcome, decision)
+                return decision.end(outcome)
             outcome.cannot_move = read.cannot_move(ctx, still)
             members = self._members(still, video)
             for member in members:
                 held, twins = read.path_twins(ctx, member.source)
                 if held is not None:
-                    return _end(outcome, held)
+                    return held.end(outcome)
                 member.sources += [read.source(ctx, twin.id) for twin in twins]
                 for facts in member.sources:
                     ctx.sources.add(facts.asset, ctx.scope)
@@ -177,10 +176,9 @@ class Mover:
                     settle_and_verify(ctx, member, pending.ids)
         with self._step(outcome, stage, Stage.GATE):
             faces.keep_covers(ctx, members[-1])
-            outcome.kind = Kind.UPLOADED if members[-1].created else Kind.MERGED
             if ctx.settings.delete is DeleteMode.KEEP:
                 self._let_go(pending, journal.State.KEPT)
-                return outcome
+                return outcome.moved(pending.created)
         pending.verified = True
         return pending
 
@@ -193,20 +191,16 @@ class Mover:
         try:
             return work()
         except Waiting as wait:
-            outcome.kind, outcome.reason = Kind.WAITING, str(wait)
+            outcome.wait(str(wait))
             state = journal.State.COPIED
-        except errors.PermissionMissing as exc:
-            outcome.fail(stage[0], str(exc))
-            outcome.stops_run = f"the API key lacks {exc.permission}"
-            state = None
         except StepFailed as failure:
-            outcome.fail(failure.stage, str(failure), failure.differences)
+            outcome.fail(failure.stage, failure, failure.differences)
             state = None
         except errors.ImmichError as exc:
-            outcome.fail(stage[0], str(exc))
+            outcome.fail(stage[0], exc)  # a missing permission stops the run (Outcome.fail)
             state = None
         except errors.TruncatedTransfer as exc:
-            outcome.fail(Stage.DOWNLOAD, str(exc))
+            outcome.fail(Stage.DOWNLOAD, exc)
             state = None
         if pending is not None:
             self._let_go_quietly(pending, state)
@@ -238,8 +232,3 @@ class Mover:
             if self.ctx.on_step:
                 self.ctx.on_step(name.value, elapsed)
 
-
-def _end(outcome: Outcome, decision: Decision) -> Outcome:
-    if decision.action is Action.SKIP:
-        return outcome.skip(decision.skip)
-    return outcome.hold(decision.hold, *decision.details)

@@ -138,6 +138,10 @@ class Unit:
     def assets(self) -> int:
         return 2 if self.video_id else 1
 
+    def outcome(self) -> Outcome:
+        """A new account of this unit (see job/outcome.py: it is ended once, there)."""
+        return Outcome.begin(self.asset, self.assets)
+
 
 @dataclass
 class Member:
@@ -201,6 +205,11 @@ class Pending:
     @property
     def source_ids(self) -> list[str]:
         return [i for m in self.members for i in m.ids]
+
+    @property
+    def created(self) -> bool:
+        """Its bytes made a new internal asset (uploaded), rather than joined one (merged)."""
+        return self.members[-1].created
 
 
 def identity(members: list[Member]) -> Identity:

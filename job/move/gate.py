@@ -44,8 +44,8 @@ from job.immich.models import Asset
 from job.move import bring, claim, read
 from job.move.context import Pending, RunContext, StepFailed
 from job.move.evidence import gather
-from job.move.rules import PASS, Verdict, copy_verdict, groups, judge, partners_of
-from job.outcome import Kind, Outcome, Stage
+from job.move.rules import PASS, Ruling, Verdict, copy_verdict, groups, judge, partners_of
+from job.outcome import Outcome, Stage
 from job.settings import DeleteMode
 
 __all__ = ["Gate", "PASS", "Verdict", "judge"]
@@ -116,7 +116,7 @@ class Gate:
             parked, self.parked = self.parked, []
         for pending in parked:
             missing = ", ".join(sorted({f"{self._owner(a)}'s {a.originalPath}" for a in self._missing.get(id(pending), {}).values()}))
-            self._not_now(pending, Verdict("wait", message="an asset it must go with (the same file in another user's "
+            self._not_now(pending, Verdict(Ruling.WAIT, message="an asset it must go with (the same file in another user's "
                                                            "library, or a file that may read the same XMP sidecar) did "
                                                            "not pass the gate in this run; a later run moves them "
                                                            "together", details=(missing,) if missing else ()))
@@ -164,7 +164,7 @@ class Gate:
                 for p in group.units:
                     if verdicts[id(p)] is PASS:  # the file stays while another user's asset of it stays
                         first = refused[0]
-                        verdicts[id(p)] = Verdict("wait", message=f"{first.outcome.path} of {self._owner(first.unit.asset)}, "
+                        verdicts[id(p)] = Verdict(Ruling.WAIT, message=f"{first.outcome.path} of {self._owner(first.unit.asset)}, "
                                                   f"which must go with it (the same file, or the same sidecar), did "
                                                   f"not pass the gate now: "
                                                   f"{verdicts[id(first)].message or verdicts[id(first)].kind}")
@@ -188,19 +188,16 @@ class Gate:
             if ctx.on_step:
                 ctx.on_step(Stage.DELETE.value, share)
             verdict = verdicts[id(pending)]
-            if verdict is not PASS:
+            if not verdict.passes:
                 self._not_now(pending, verdict)
             elif pending.unit.user in failures:
-                failed = failures[pending.unit.user]
-                outcome.fail(Stage.DELETE, str(failed))
-                if isinstance(failed, errors.PermissionMissing):
-                    outcome.stops_run = f"the API key lacks {failed.permission}"
+                outcome.fail(Stage.DELETE, failures[pending.unit.user])  # a missing permission stops the run
                 try:  # its sources are still there: let others take them
                     claim.let_go(ctx, pending.claim, pending.claim_ids)
                 except errors.ImmichError:
                     pass  # tried again on the run's way out
             else:
-                outcome.deleted = True
+                verdict.end(outcome, pending.created)
         return decided
 
     def _judge(self, pending: Pending, scopes: dict[str, Scope]) -> tuple[Verdict, dict[str, Asset]]:
@@ -212,7 +209,7 @@ class Gate:
                             claim_holds=lambda f: claim.holds(ctx, pending.claim, f.metadata))
             return verdict, partners_of(evidence, scope)
         except (errors.ImmichError, errors.TruncatedTransfer) as exc:
-            return Verdict("fail", message=f"could not check what depends on it: {exc}"), {}
+            return Verdict(Ruling.FAIL, message=f"could not check what depends on it: {exc}"), {}
 
     def _delete(self, passing: list[Pending]) -> dict[str, errors.ImmichError]:
         """The one DELETE /assets the job makes (one per user whose units pass): the failures by user."""
@@ -251,15 +248,8 @@ class Gate:
     def _not_now(self, pending: Pending, verdict: Verdict) -> None:
         """A unit the gate did not release: say why, journal it, let others take it."""
         outcome, ctx = pending.outcome, self.ctx_of(pending)
-        if verdict.kind == "hold":
-            outcome.hold(verdict.hold, *verdict.details)
-            state = journal.State.HELD
-        elif verdict.kind == "wait":
-            outcome.kind, outcome.reason, outcome.differences = Kind.WAITING, verdict.message, list(verdict.details)
-            state = journal.State.COPIED
-        else:
-            outcome.fail(Stage.GATE, verdict.message, list(verdict.details))
-            state = journal.State.COPIED
+        verdict.end(outcome, pending.created)
+        state = journal.State.HELD if verdict.kind is Ruling.HOLD else journal.State.COPIED
         try:
             try:
                 bring.write_journals(ctx, pending.members, state)

@@ -8,33 +8,60 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from job.decide import Scope
 from job.facts import Facts
 from job.immich.models import Asset
 from job.move.context import Member, Pending
 from job.move.evidence import Evidence, FileNow
-from job.outcome import Hold
+from job.outcome import Hold, Outcome, Stage
 from job.record import Policy, differences, merge, record_of
+
+
+class Ruling(str, Enum):
+    PASS = "pass"  # delete it now
+    HOLD = "hold"  # something depends on it that the move cannot keep whole: a person must act
+    WAIT = "wait"  # not now: a later run finishes it
+    FAIL = "fail"  # it must not be deleted, and no later run will change that by itself
 
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: str  # "pass", "hold", "wait" or "fail"
+    kind: Ruling
     hold: Hold | None = None
     message: str = ""
     details: tuple[str, ...] = ()
 
+    @property
+    def passes(self) -> bool:
+        return self.kind is Ruling.PASS
 
-PASS = Verdict("pass")
+    def end(self, outcome: Outcome, created: bool) -> Outcome:
+        """The one translation of a verdict into the unit's outcome (`created`: its bytes made a new
+        internal asset). A pass means its sources were deleted."""
+        if self.kind is Ruling.PASS:
+            return outcome.moved(created, deleted=True)
+        if self.kind is Ruling.HOLD:
+            return outcome.hold(self.hold, *self.details)
+        if self.kind is Ruling.WAIT:
+            return outcome.wait(self.message, *self.details)
+        return outcome.fail(Stage.GATE, self.message, list(self.details))
+
+
+PASS = Verdict(Ruling.PASS)
 
 
 def _hold(reason: Hold, *details: str) -> Verdict:
-    return Verdict("hold", hold=reason, details=details)
+    return Verdict(Ruling.HOLD, hold=reason, details=details)
 
 
 def _wait(message: str, *details: str) -> Verdict:
-    return Verdict("wait", message=message, details=details)
+    return Verdict(Ruling.WAIT, message=message, details=details)
+
+
+def _fail(message: str) -> Verdict:
+    return Verdict(Ruling.FAIL, message=message)
 
 
 # --- the judgement ---------------------------------------------------------------------------------------
@@ -69,12 +96,12 @@ def judge(pending: Pending, evidence: Evidence, *, scope: Scope, is_source: Call
 def _source_now(source_id: str, now: Facts | None, member: Member, pending: Pending, scope: Scope,
                 is_source: Callable[[str], bool], claim_holds: Callable[[Facts], bool]) -> Verdict:
     if not is_source(source_id):
-        return Verdict("fail", message=f"{source_id} is not an asset this run listed as a source: not deleted")
+        return _fail(f"{source_id} is not an asset this run listed as a source: not deleted")
     if now is None or now.asset.isTrashed or now.asset.isOffline:
         return _wait("the external asset was deleted, trashed or went offline while it moved")
     asset = now.asset
     if not asset.is_external or asset.libraryId not in scope.selected or asset.ownerId != scope.user_id:
-        return Verdict("fail", message=f"{asset.originalPath} is no longer an external asset of a selected library")
+        return _fail(f"{asset.originalPath} is no longer an external asset of a selected library")
     if not claim_holds(now):
         return _wait("this run's claim on the asset ran out or was taken over: a later run finishes it")
     # what the source held when carried, or the target holds now, is no change; anything else is
@@ -93,9 +120,9 @@ ON_THE_ASSET = frozenset({"favorite", "visibility", "description", "rating", "ta
 
 def _target_now(member: Member, target: Asset | None, pending: Pending) -> Verdict:
     if target is None or target.isTrashed:
-        return Verdict("fail", message=f"the internal asset {member.target_id} was deleted or trashed during the move")
+        return _fail(f"the internal asset {member.target_id} was deleted or trashed during the move")
     if target.is_external or target.checksum != member.sha1 or (target.size is not None and target.size != member.size):
-        return Verdict("fail", message=f"the internal asset {member.target_id} no longer holds the proven bytes")
+        return _fail(f"the internal asset {member.target_id} no longer holds the proven bytes")
     if any(target.originalPath == f.asset.originalPath for f in member.sources):
         return _hold(Hold.IMMICH_STORAGE, f"{target.originalPath} is the internal asset's own file")
     if member.live_target and target.livePhotoVideoId != member.live_target:
@@ -210,9 +237,9 @@ def copy_verdict(target: Asset | None, marker: dict | None, sources_now: dict[st
     from the trash (its provenance says so, for exactly these sources), of the user, while every one of its
     sources is back, live, and holds the file: the photo is then in the external library again."""
     if target is None or target.isTrashed:
-        return Verdict("pass", message="already gone")
+        return Verdict(Ruling.PASS, message="already gone")
     if target.is_external or target.ownerId != user_id:
-        return Verdict("fail", message=f"{target.id} is not an internal asset of the user: not deleted")
+        return _fail(f"{target.id} is not an internal asset of the user: not deleted")
     sources = {s.get("source") for s in (marker or {}).get("sources", [])}
     ours = (marker or {}).get("created") or (marker or {}).get("restored")
     if not ours or not sources or not sources <= set(sources_now):

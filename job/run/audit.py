@@ -14,41 +14,43 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from job import journal, ledger
 from job.facts import Facts
 from job.immich import errors
 from job.immich.models import Asset
 from job.move.context import RunContext
-from job.outcome import Kind, Outcome
+from job.outcome import Outcome
 from job.record import LIVE, SELF, Record, differences, record_of
 from job.report import Report
+from job.run.recorder import Recorder
 from job.run.runner import Runner
 from job.transfer import hash_original
 
 log = logging.getLogger("ext2int")
 
 
-def verify(runner: Runner, on_outcome: Callable[[Outcome], None] | None = None) -> Report:
+def verify(runner: Runner) -> Report:
     settings = runner.settings
     report = runner.new_report("verify")
     ctxs = runner.contexts("verify", report, None, links=False)
+    record = Recorder(report, runner.observer, runner.halt)
     for keyholder in runner.crew.keyholders:
         ctx = ctxs[keyholder.user_id]
         found = list(copies(ctx, keyholder.libraries, str(settings.run_id) if settings.run_id else None))
         moved = {e.get("source"): target.id for target, marker in found for e in marker["sources"]}
         for target, marker in found:
+            if runner.stop.is_set():
+                report.stopped_because = runner.stop_reason
+                break
             sources = marker["sources"]
-            outcome = Outcome(target.id, str(sources[0].get("path", "")), str(sources[0].get("library", "")),
-                              assets=len(sources), target_id=target.id)
+            outcome = Outcome.of_copy({**sources[0], "source": target.id}, len(sources), target.id)
             try:
                 prove(ctx, target, marker, outcome, rehash=_chosen(target.id, settings.verify_hash), moved=moved)
             except errors.ImmichError as exc:
-                outcome.kind, outcome.reason = Kind.DAMAGED, f"could not be read: {exc}"
-            report.add(outcome)
-            if on_outcome:
-                on_outcome(outcome)
+                outcome.damaged(f"could not be read: {exc}")
+            record(outcome)
     report.notes.append("assets moved by this job carry its provenance (asset metadata key immich-ext2int); a copy "
                         "whose provenance a user removed is not found")
     report.finish()
@@ -76,38 +78,34 @@ def prove(ctx: RunContext, target: Asset, marker: dict, outcome: Outcome, rehash
     sources = marker["sources"]
     sha1, size = sources[-1].get("sha1"), sources[-1].get("size")
     if target.isTrashed:
-        outcome.kind, outcome.reason = Kind.CHANGED, "the internal copy is in the trash (moved there since the move)"
+        outcome.changed("the internal copy is in the trash (moved there since the move)")
         return
     found_size = target.exifInfo.fileSizeInByte if target.exifInfo else None
     if target.checksum != sha1 or (found_size is not None and found_size != size):
-        outcome.kind, outcome.reason = Kind.DAMAGED, "its bytes are not the ones moved"
-        outcome.differences = [f"checksum {target.checksum} size {found_size}, moved {sha1} size {size}"]
+        outcome.damaged("its bytes are not the ones moved",
+                        [f"checksum {target.checksum} size {found_size}, moved {sha1} size {size}"])
         return
     if rehash:
         hashed = hash_original(ctx.client, target)
         if hashed != (sha1, size):
-            outcome.kind, outcome.reason = Kind.DAMAGED, "its original file does not hash to the bytes moved"
-            outcome.differences = [f"hashed {hashed[0]} size {hashed[1]}, moved {sha1} size {size}"]
+            outcome.damaged("its original file does not hash to the bytes moved",
+                            [f"hashed {hashed[0]} size {hashed[1]}, moved {sha1} size {size}"])
             return
     expected = ledger.from_json(marker.get("expected"))
     if expected is not None and expected.stack is not None and moved:
         expected = replace(expected, stack=replace(expected.stack, others=frozenset(
             moved.get(o, o) for o in expected.stack.others)))
     if expected is None:
-        outcome.kind = Kind.VERIFIED
-        outcome.reason = "bytes only: moved by a version that did not record the curation it carried"
+        outcome.verified("bytes only: moved by a version that did not record the curation it carried")
         return
     now = record_of(read_whole(ctx, target, expected), identity_of(target, expected))
     changed = ledger.changes(expected, now)
     if changed:
         lost = bool(differences(expected, now))
-        outcome.kind, outcome.reason = Kind.CHANGED, ("its curation changed since the move: some of what was moved is no "
-                                                      "longer there (an edit in Immich?)" if lost else
-                                                      "its curation changed since the move (an edit in Immich)")
-        outcome.differences = changed
+        outcome.changed("its curation changed since the move: some of what was moved is no longer there (an edit in "
+                        "Immich?)" if lost else "its curation changed since the move (an edit in Immich)", changed)
     else:
-        outcome.kind = Kind.VERIFIED
-        outcome.reason = "bytes hashed again and curation hold" if rehash else "bytes and curation hold"
+        outcome.verified("bytes hashed again and curation hold" if rehash else "bytes and curation hold")
 
 
 def read_whole(ctx: RunContext, target: Asset, expected: Record) -> Facts:

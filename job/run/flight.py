@@ -63,7 +63,5 @@ def _result_or_failure(future: cf.Future, unit: Unit) -> Outcome | Pending:
     try:
         return future.result()
     except Exception as exc:  # a bug must not lose the account of the asset
-        a = unit.asset
-        log.exception("unexpected error moving %s", a.originalPath)
-        return Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets).fail(
-            Stage.INCOMPLETE, f"unexpected error: {type(exc).__name__}: {exc}")
+        log.exception("unexpected error moving %s", unit.asset.originalPath)
+        return unit.outcome().fail(Stage.INCOMPLETE, f"unexpected error: {type(exc).__name__}: {exc}")

@@ -21,6 +21,7 @@ from job.move.context import Member, RunContext, Unit, identity
 from job.outcome import Hold, Kind, Outcome, Skip, Stage
 from job.report import Report
 from job.run.listing import Feed
+from job.run.recorder import Recorder
 from job.run.runner import Runner
 
 
@@ -28,6 +29,7 @@ def plan(runner: Runner) -> Report:
     settings = runner.settings
     report = runner.new_report("plan")
     ctxs = runner.contexts("plan", report, None, links=False)
+    record = Recorder(report, halt=runner.halt)  # plan's terminal is its printed list: no line per asset
     albums_of = _album_map(runner)
     albums_touched: set[str] = set()
     sizes: dict[str, int] = {}
@@ -35,16 +37,16 @@ def plan(runner: Runner) -> Report:
     feed = Feed(runner.listings(1000, lambda a: sizes.__setitem__(a.id, a.size or 0), seen), seen)
     deep = 0
     for unit, _ in feed:
+        if runner.stop.is_set():
+            report.stopped_because = runner.stop_reason
+            break
         a, ctx = unit.asset, ctxs[unit.user]
-        outcome = Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets)
-        quick = runner.quick(unit, ctx.scope)
-        if quick is not None:
-            outcome = quick
-        elif deep < settings.batch_size:
+        outcome = runner.quick(unit, ctx.scope)
+        if outcome is None and deep < settings.batch_size:
             deep += 1
-            _look(ctx, unit, outcome)
-        else:
-            outcome.kind, outcome.plan = Kind.PLANNED, "move (a later run)"
+            outcome = _look(ctx, unit)
+        elif outcome is None:
+            outcome = unit.outcome().planned("move (a later run)")
         if outcome.kind is Kind.PLANNED:
             report.live_photos += 1 if unit.video_id else 0
             outcome.bytes = sizes.get(a.id, 0) + (sizes.get(unit.video_id, 0) if unit.video_id else 0)
@@ -56,7 +58,7 @@ def plan(runner: Runner) -> Report:
                 outcome.plan = (outcome.plan or "move") + ", with " + ", ".join(
                     f"{ctx.scope.describe(lib)}'s asset of the same file" for lib in partners)
         outcome.plan = outcome.plan or _label(outcome)
-        report.add(outcome)
+        record(outcome)
     report.listed = len(sizes)
     report.albums_touched = len(albums_touched)
     report.notes.append("not carried by design: comments and likes in shared albums stay with the old asset; "
@@ -68,8 +70,9 @@ def plan(runner: Runner) -> Report:
     return report
 
 
-def _look(ctx: RunContext, unit: Unit, outcome: Outcome) -> None:
+def _look(ctx: RunContext, unit: Unit) -> Outcome:
     """Decide one unit as `run` would, reading but never writing."""
+    outcome = unit.outcome()
     try:
         head = read.source(ctx, unit.asset.id)
         video = read.maybe_asset(ctx, head.asset.livePhotoVideoId) if head.asset.livePhotoVideoId else None
@@ -81,14 +84,8 @@ def _look(ctx: RunContext, unit: Unit, outcome: Outcome) -> None:
         if decision.action in (Action.MOVE, Action.FINISH):
             decision = _relations(ctx, head, video, decision, outcome)
     except errors.ImmichError as exc:
-        outcome.fail(Stage.READ, f"could not look at it: {exc}")
-        return
-    if decision.action is Action.SKIP:
-        outcome.skip(decision.skip)
-    elif decision.action is Action.HOLD:
-        outcome.hold(decision.hold, *decision.details)
-    else:
-        outcome.kind, outcome.plan = Kind.PLANNED, decision.label
+        return outcome.fail(Stage.READ, f"could not look at it: {exc}")
+    return decision.end(outcome)
 
 
 def _relations(ctx: RunContext, head, video, decision: Decision, outcome: Outcome) -> Decision:

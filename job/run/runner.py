@@ -17,7 +17,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from job.clock import SYSTEM, Clock
 from job.decide import Action, Scope, decide, file_holds
@@ -26,26 +26,16 @@ from job.immich.models import Asset
 from job.move import Mover, claim
 from job.move.context import Pending, RunContext, Sources, TargetLocks, Unit
 from job.move.gate import Gate
-from job.outcome import Kind, Outcome, Stage
+from job.outcome import Outcome, Stage
 from job.report import Report
 from job.run.crew import Crew, memory_map, remaining, shared_link_map
 from job.run.flight import Flight
+from job.run.recorder import Observer, Recorder
 from job.run.listing import Feed, Listing, LiveIndex, page_size_for
 from job.run.pressure import BackPressure
 from job.settings import DeleteMode, Settings
 
 log = logging.getLogger("ext2int")
-
-
-@dataclass
-class Observer:
-    """Hooks for the edges (metrics, progress bar, logs). All optional; called from worker threads."""
-
-    on_outcome: Callable[[Outcome], None] | None = None
-    on_bytes: Callable[[int], None] | None = None
-    on_step: Callable[[str, float], None] | None = None
-    on_backlog: Callable[[int], None] | None = None
-    on_throttle: Callable[[float], None] | None = None
 
 
 class Runner:
@@ -97,94 +87,37 @@ class Runner:
     # --- run ------------------------------------------------------------------------------------
 
     def run(self) -> Report:
-        settings, clock = self.settings, self.clock
+        """One batch: take units from the listings, move them, account for each (see _Batch)."""
+        settings = self.settings
         report = self.new_report("run")
         report.run_id = str(uuid.uuid4())
-        io = cf.ThreadPoolExecutor(max_workers=settings.pools.helpers, thread_name_prefix="io")
-        ctxs = self.contexts(report.run_id, report, io)
-        tally = _Tally()
-        listed: set[str] = set()
-        seen: set[str] = set()
-        feed = Feed(self.listings(page_size_for(settings.batch_size), lambda a: listed.add(a.id), seen), seen)
-
-        def account(outcome: Outcome) -> None:
-            report.add(outcome)
-            if outcome.stops_run and not self.stop.is_set():
-                self.stop_reason = outcome.stops_run
-                self.stop.set()
-            if self.observer.on_outcome:
-                self.observer.on_outcome(outcome)
-
-        gate = Gate(ctxs, account, scopes=lambda: self._scopes_now(ctxs), want=lambda user, asset: self._want(
-            feed, ctxs[user], asset))
-
-        def finished(result: Outcome | Pending) -> None:
-            if isinstance(result, Pending):
-                gate.submit(result)
-            else:
-                if result.kind in (Kind.SKIPPED, Kind.HELD):
-                    tally.taken -= 1
-                account(result)
-
-        def transferred(outcome: Outcome) -> None:
-            tally.bytes += outcome.bytes  # phase one ended: its bytes count toward EXT2INT_MAX_BYTES
-
-        def offer(unit: Unit) -> bool:
-            """Must `unit` be taken? (No: it is skipped or held from the listing alone, accounted now.)"""
-            quick = self.quick(unit, ctxs[unit.user].scope)
-            if quick is not None:
-                account(quick)  # never taken: it does not give back a place in the batch
-            return quick is None
-
-        def take(unit: Unit) -> None:
-            tally.taken += 1
-            flight.start(unit)
-
         if settings.delete is DeleteMode.TRASH and not self.crew.lead.caps.trash:
             note = ("Immich's trash is turned off (Administration > Settings > Trash): EXT2INT_DELETE=trash gives no way "
                     "back, moved external assets and their files go for good at Immich's nightly check")
             report.notes.append(note)
             log.warning(note)
-        started = clock.monotonic()
+        io = cf.ThreadPoolExecutor(max_workers=settings.pools.helpers, thread_name_prefix="io")
+        batch = _Batch(self, report, self.contexts(report.run_id, report, io))
         report.stopped_because = self.pressure.wait(report, lambda: self.stop_reason)
-        movers = {user: Mover(ctx, gate) for user, ctx in ctxs.items()}
-        flight = Flight(lambda unit: movers[unit.user], settings.pools, finished=finished, transferred=transferred)
         try:
-            try:
-                for unit, asked in feed if not report.stopped_because else ():
-                    if not offer(unit):
-                        continue
-                    while not flight.has_room() and not self.stop.is_set():
-                        flight.collect(timeout=0.5)
-                    # after a slot freed: the unit that just ended may have stopped the run or hit a limit
-                    reason = self._may_continue(tally, started, report, asked)
-                    if reason:
-                        report.stopped_because = report.stopped_because or reason
-                        report.at_limit = reason in self._limits(tally, started)
-                        break
-                    take(unit)
-                    if not gate.worked and settings.delete is not DeleteMode.KEEP:
-                        # until a first delete went through, a unit goes all the way alone: a permission
-                        # refused at the end (servers without GET /api-keys/me) fails one unit, not a pipeline
-                        while flight.active and not self.stop.is_set():
-                            flight.collect(timeout=0.5)
-                        gate.flush()  # (a signal meanwhile: the drain below applies the grace period)
-                    flight.collect(timeout=0)
-            except errors.ImmichError as exc:
-                # Listing (or reading the queues) failed: what is in flight still finishes, and the report
-                # says what was done before the run stops with exit code 3.
-                report.stopped_because = f"Immich failed a call the whole run depends on: {exc}"
-                report.server_failed = True
-            self._drain(flight, finished, gate, feed, lambda unit: offer(unit) and take(unit))
+            if not report.stopped_because:
+                batch.take_units()
+            self._drain(batch.flight, batch.finished, batch.gate, batch.feed, batch.start)
         finally:
-            flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())
-            gate.close()  # what waits at the gate is released (a second signal never gets here: it exits)
+            batch.flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())
+            batch.gate.close()  # what waits at the gate is released (a second signal never gets here: it exits)
             io.shutdown(wait=False)
-            self._release_left(ctxs, report)
-        report.listed = len(listed)
+            self._release_left(batch.ctxs, report)
+        report.listed = len(batch.listed)
         report.remaining = self.remaining()
         report.finish()
         return report
+
+    def halt(self, reason: str) -> None:
+        """Take no new unit: `reason` (a failure every unit would meet) says why."""
+        if not self.stop.is_set():
+            self.stop_reason = self.stop_reason or reason
+            self.stop.set()
 
     def _release_left(self, ctxs: dict[str, RunContext], report: Report) -> None:
         """However the run ends: the claims of ended units that Immich did not take back then (it was
@@ -202,11 +135,7 @@ class Runner:
         decision = decide(a, scope=scope, delete_mode=self.settings.delete)
         if decision.action is not Action.SKIP:
             decision = file_holds(a.originalPath, a.libraryId, scope).hold or decision
-        if decision.action is Action.SKIP:
-            return Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets).skip(decision.skip)
-        if decision.action is Action.HOLD:
-            return Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets).hold(decision.hold, *decision.details)
-        return None
+        return decision.end(unit.outcome()) if decision.action in (Action.SKIP, Action.HOLD) else None
 
     def remaining(self) -> dict[str, int]:
         """External assets left per library (what the progress line in Grafana shows)."""
@@ -229,22 +158,22 @@ class Runner:
             ctxs[user].scope = replace(scope, media_root=ctxs[user].scope.media_root)
         return {user: ctx.scope for user, ctx in ctxs.items()}
 
-    def _may_continue(self, tally: _Tally, started: float, report: Report, asked: bool) -> str:
+    def _may_continue(self, batch: _Batch, report: Report, asked: bool) -> str:
         if self.stop.is_set():
             return self.stop_reason or "stopped"
         if asked:  # the gate waits for it: it finishes what was started
             return ""
-        limits = self._limits(tally, started)
+        limits = self._limits(batch)
         return limits[0] if limits else self.pressure.wait(report, lambda: self.stop_reason)
 
-    def _limits(self, tally: _Tally, started: float) -> list[str]:
+    def _limits(self, batch: _Batch) -> list[str]:
         """The run's limits that are reached: a normal end of a run, the next one goes on."""
         s, reached = self.settings, []
-        if tally.taken >= s.batch_size:
+        if batch.taken >= s.batch_size:
             reached.append(f"EXT2INT_BATCH_SIZE ({s.batch_size}) reached")
-        if s.max_bytes is not None and tally.bytes >= s.max_bytes:
+        if s.max_bytes is not None and batch.bytes >= s.max_bytes:
             reached.append(f"EXT2INT_MAX_BYTES ({int(s.max_bytes)} bytes) reached")
-        if s.max_duration is not None and self.clock.monotonic() - started >= s.max_duration:
+        if s.max_duration is not None and self.clock.monotonic() - batch.started >= s.max_duration:
             reached.append(f"EXT2INT_MAX_DURATION ({s.max_duration:.0f}s) reached")
         return reached
 
@@ -265,9 +194,7 @@ class Runner:
                 if deadline is not None and (self.clock.monotonic() >= deadline or self.hard_stop.is_set()):
                     self.abandoned = bool(flight.active)
                     for unit in flight.abandon():
-                        a = unit.asset
-                        finished(Outcome(a.id, a.originalPath, a.libraryId or "", assets=unit.assets).fail(
-                            Stage.INCOMPLETE, "interrupted by shutdown; the next run completes it"))
+                        finished(unit.outcome().fail(Stage.INCOMPLETE, "interrupted by shutdown; the next run completes it"))
                     return
             if self.stop.is_set():
                 return
@@ -276,9 +203,79 @@ class Runner:
                 return
 
 
-class _Tally:
-    """What the run has taken so far (touched from the runner's thread only)."""
+class _Batch:
+    """One run's units, in the order they happen: offered from the listing (skipped or held at once from
+    it, or taken), moved in flight, judged at the gate, recorded once (job/run/recorder.py)."""
 
-    def __init__(self) -> None:
-        self.taken = 0  # units started that did not end skipped or held
-        self.bytes = 0
+    def __init__(self, runner: Runner, report: Report, ctxs: dict[str, RunContext]):
+        self.runner, self.report, self.ctxs = runner, report, ctxs
+        self.record = Recorder(report, runner.observer, runner.halt)
+        self.taken = 0  # units started that did not end skipped or held (what the batch size counts)
+        self.bytes = 0  # bytes of units whose transfer ended (what EXT2INT_MAX_BYTES counts)
+        self.listed: set[str] = set()
+        seen: set[str] = set()
+        self.feed = Feed(runner.listings(page_size_for(runner.settings.batch_size), lambda a: self.listed.add(a.id),
+                                         seen), seen)
+        self.gate = Gate(ctxs, self.record, scopes=lambda: runner._scopes_now(ctxs),
+                         want=lambda user, asset: runner._want(self.feed, ctxs[user], asset))
+        movers = {user: Mover(ctx, self.gate) for user, ctx in ctxs.items()}
+        self.flight = Flight(lambda unit: movers[unit.user], runner.settings.pools, finished=self.finished,
+                             transferred=self.transferred)
+        self.started = runner.clock.monotonic()
+
+    def take_units(self) -> None:
+        """Take units from the listings until a limit, a stop or the end of the listings."""
+        runner, report, flight = self.runner, self.report, self.flight
+        try:
+            for unit, asked in self.feed:
+                if not self.offer(unit):
+                    continue
+                while not flight.has_room() and not runner.stop.is_set():
+                    flight.collect(timeout=0.5)
+                # after a slot freed: the unit that just ended may have stopped the run or hit a limit
+                reason = runner._may_continue(self, report, asked)
+                if reason:
+                    report.stopped_because = report.stopped_because or reason
+                    report.at_limit = reason in runner._limits(self)
+                    return
+                self.take(unit)
+                if not self.gate.worked and runner.settings.delete is not DeleteMode.KEEP:
+                    # until a first delete went through, a unit goes all the way alone: a permission
+                    # refused at the end (servers without GET /api-keys/me) fails one unit, not a pipeline
+                    while flight.active and not runner.stop.is_set():
+                        flight.collect(timeout=0.5)
+                    self.gate.flush()  # (a signal meanwhile: the drain applies the grace period)
+                flight.collect(timeout=0)
+        except errors.ImmichError as exc:
+            # Listing (or reading the queues) failed: what is in flight still finishes, and the report
+            # says what was done before the run stops with exit code 3.
+            report.stopped_because = f"Immich failed a call the whole run depends on: {exc}"
+            report.server_failed = True
+
+    def offer(self, unit: Unit) -> bool:
+        """Must `unit` be taken? (No: it is skipped or held from the listing alone, recorded now; it never
+        took a place in the batch.)"""
+        quick = self.runner.quick(unit, self.ctxs[unit.user].scope)
+        if quick is not None:
+            self.record(quick)
+        return quick is None
+
+    def take(self, unit: Unit) -> None:
+        self.taken += 1
+        self.flight.start(unit)
+
+    def start(self, unit: Unit) -> None:
+        """A unit the gate asked for: taken unless the listing alone ends it."""
+        if self.offer(unit):
+            self.take(unit)
+
+    def finished(self, result: Outcome | Pending) -> None:
+        if isinstance(result, Pending):
+            self.gate.submit(result)
+            return
+        if not result.info.counts:
+            self.taken -= 1  # a skipped or held unit gives its place in the batch back
+        self.record(result)
+
+    def transferred(self, outcome: Outcome) -> None:
+        self.bytes += outcome.bytes  # phase one ended: its bytes count toward EXT2INT_MAX_BYTES

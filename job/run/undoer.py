@@ -32,10 +32,11 @@ from job.move import claim, read
 from job.move.context import RunContext
 from job.move.gate import Gate
 from job.facts import face_box
-from job.outcome import Hold, Kind, Outcome, Skip, Stage
+from job.outcome import Hold, Outcome, Skip, Stage
 from job.record import SELF, record_of
 from job.report import Report
 from job.run.audit import copies, identity_of, read_whole
+from job.run.recorder import Recorder
 from job.run.runner import Runner
 
 log = logging.getLogger("ext2int")
@@ -62,21 +63,19 @@ class Move:
 BATCH = 50  # moves claimed together: the claim's wait is paid once per batch, not once per move
 
 
-def undo(runner: Runner, dry_run: bool, on_outcome: Callable[[Outcome], None] | None = None) -> Report:
+def undo(runner: Runner, dry_run: bool) -> Report:
     report = runner.new_report("undo-plan" if dry_run else "undo")
     report.run_id = "" if dry_run else f"undo-{uuid.uuid4()}"
     ctxs = runner.contexts(report.run_id or "undo-plan", report, None, links=False)
     wanted = str(runner.settings.run_id) if runner.settings.run_id else None
-
-    def account(outcome: Outcome) -> None:
-        report.add(outcome)
-        if on_outcome:
-            on_outcome(outcome)
-
+    account = Recorder(report, runner.observer, runner.halt)
     for keyholder in runner.crew.keyholders:
         ctx = ctxs[keyholder.user_id]
         batch: list[tuple[Move, Outcome]] = []
         for move, outcome in moves(ctx, keyholder.libraries, wanted):
+            if runner.stop.is_set():
+                report.stopped_because = runner.stop_reason
+                break
             if any(a is None for a in move.sources.values()):
                 account(outcome.fail(Stage.READ, "cannot be undone: the external asset is gone (EXT2INT_DELETE=force, "
                                                  "or Immich's trash emptied since); its internal copy stays"))
@@ -99,9 +98,7 @@ def moves(ctx: RunContext, libraries, run: str | None) -> Iterator[tuple[Move, O
     for target, marker in copies(ctx, libraries, run):
         entries = [e for e in marker["sources"] if e.get("library") in selected and (run is None or e.get("run") == run)]
         move = Move(target, marker, entries, {e["source"]: read.maybe_asset(ctx, e["source"]) for e in entries})
-        first = entries[0]
-        yield move, Outcome(first["source"], str(first.get("path", "")), str(first.get("library", "")),
-                            assets=len(entries), target_id=target.id)
+        yield move, Outcome.of_copy(entries[0], len(entries), target.id)
 
 
 def _take_back_all(ctx: RunContext, batch: list[tuple[Move, Outcome]], account: Callable[[Outcome], None]) -> None:
@@ -162,7 +159,7 @@ def take_back(ctx: RunContext, move: Move, outcome: Outcome) -> None:
     else:
         _take_from_twin(ctx, move, move.target, outcome, done)
     _mark(ctx, move, journal.State.UNDONE)
-    outcome.kind, outcome.reason = Kind.UNDONE, "; ".join(done)
+    outcome.undone("; ".join(done))
 
 
 def _let_go(ctx: RunContext, move: Move, target: Asset, outcome: Outcome, done: list[str]) -> bool:
@@ -176,7 +173,7 @@ def _let_go(ctx: RunContext, move: Move, target: Asset, outcome: Outcome, done: 
     if expected is not None:
         _hand_back(ctx, move, target, expected.covers or frozenset(), bool(expected.stack and expected.stack.primary_is_self))
     verdict = Gate.let_go_of_copies(ctx, [(target.id, marker, list(move.sources))])[target.id]
-    if verdict.kind not in ("pass",):
+    if not verdict.passes:
         outcome.fail(Stage.GATE, verdict.message, list(verdict.details))
         return False
     done.append(f"its copy {target.id}, made by run {move.run}, is in the trash")
@@ -246,7 +243,7 @@ def _take_from_twin(ctx: RunContext, move: Move, target: Asset, outcome: Outcome
         outcome.differences += tb.stays
     if marker.get("restored"):  # the move took the twin out of the trash: it goes back there
         verdict = Gate.let_go_of_copies(ctx, [(target.id, marker, list(move.sources))])[target.id]
-        if verdict is not None and verdict.kind == "pass":
+        if verdict.passes:
             done.append(f"the internal twin {target.id} is back in the trash, where the move found it")
             return
         outcome.differences.append(f"the internal twin stays out of the trash: {verdict.message}")
@@ -302,4 +299,4 @@ def preview(ctx: RunContext, move: Move, outcome: Outcome) -> None:
             tb = ledger.takeback(before, expected, record_of(read_whole(ctx, target, expected), {target.id: SELF}))
             steps.append(f"take back from the internal twin {target.id}: {', '.join(tb.summary()) or 'nothing left'}")
             outcome.differences = tb.stays
-    outcome.kind, outcome.plan = Kind.PLANNED, "undo: " + "; ".join(steps)
+    outcome.planned("undo: " + "; ".join(steps))
