@@ -1,5 +1,6 @@
-"""The command line: `ext2int [run|plan|libraries|serve|verify|undo|undo-plan]`, configured by environment
-variables only: where each command starts and where its exit code is decided (see README, "Exit codes")."""
+"""The command line: `ext2int [COMMAND]` (the commands: job/commands.py), configured by environment
+variables only: where each command starts, where its report and metrics are handed on (job/terminal.py
+prints and logs them), and where its exit code is decided (see README, "Exit codes")."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from job import __version__, logs, secrets
+from job.commands import Command
 from job.clock import SYSTEM, Clock
 from job.decide import sharing
 from job.immich import errors
@@ -28,8 +30,6 @@ from job.settings import Settings, SettingsError, load_settings
 from job.terminal import Progress, emit_summary, observer_for
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
-AUDITS = ("verify", "undo", "undo-plan")  # commands about moves already made
-READ_ONLY = ("plan", "verify", "undo-plan")  # the transport refuses every changing request
 log = logging.getLogger("ext2int")
 
 DESCRIPTION = """\
@@ -37,29 +37,24 @@ Move assets from Immich external libraries into the internal library, proving ev
 piece of curated metadata before deleting the external asset.
 
 commands:
-  run        one batch, then exit (or run on EXT2INT_SCHEDULE when it is set)
-  plan       what `run` would do, changing nothing
-  libraries  the libraries this API key can see, and whether it may migrate them
-  serve      stay up, run on EXT2INT_SCHEDULE, serve /metrics
-  verify     prove again every moved asset's bytes and curation, changing nothing
-  undo       take moves back while Immich's trash holds their external assets (undo-plan: preview it)
+{commands}
 
 Configuration comes from environment variables only (IMMICH_URL, IMMICH_API_KEY, EXT2INT_*): see README.md.
 exit codes: 0 done, 1 some assets failed (verify: some copy is damaged), 2 configuration or usage error,
-3 server unreachable, not Immich, too old, or the key refused."""
+3 server unreachable, not Immich, too old, or the key refused.""".format(
+    commands="\n".join(f"  {c.value:<10} {c.help}" for c in Command if c.help))
 
 
 def main(argv: list[str] | None = None, clock: Clock = SYSTEM) -> int:
     """`clock` is the seam through which tests pass time (see job/clock.py). Everything runs inside the
     secrets guard (job/secrets.py): no output of any kind holds the API key or a URL's password."""
     parser = argparse.ArgumentParser(prog="ext2int", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="run",
-                        choices=["run", "plan", "libraries", "serve", "verify", "undo", "undo-plan"])
+    parser.add_argument("command", nargs="?", default=Command.RUN.value, choices=[c.value for c in Command])
     parser.add_argument("--version", action="version", version=f"immich-ext2int {__version__}")
     args = parser.parse_args(argv)
     with secrets.guarded(os.environ):
         try:
-            return command(args.command, clock)
+            return command(Command(args.command), clock)
         except Exception as exc:  # a bug: one line, and where it happened at DEBUG, never a traceback's secrets
             log.debug("unexpected error", exc_info=True)
             print(f"ext2int: unexpected error: {type(exc).__name__}: {exc} (a bug in ext2int: please report it; "
@@ -67,7 +62,7 @@ def main(argv: list[str] | None = None, clock: Clock = SYSTEM) -> int:
             return EXIT_FAILED
 
 
-def command(name: str, clock: Clock) -> int:
+def command(name: Command, clock: Clock) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -75,17 +70,17 @@ def command(name: str, clock: Clock) -> int:
             print(f"ext2int: {line}", file=sys.stderr)
         return EXIT_CONFIG
     logs.setup(settings.log_format, settings.log_level)
-    if name == "serve" or (name == "run" and settings.schedule):
+    if name is Command.SERVE or (name is Command.RUN and settings.schedule):
         return serve(settings, clock)
-    if name == "libraries":
+    if name is Command.LIBRARIES:
         return list_libraries(settings)
     metrics = Metrics()
     signals = Signals(settings)
-    gateway = gateway_for(settings, metrics) if name in ("run", *AUDITS) else None
-    if name == "run":
+    gateway = gateway_for(settings, metrics) if name is Command.RUN or name.audit else None
+    if name is Command.RUN:
         push(gateway, lambda: gateway.running())
     result = execute(settings, name, metrics, signals, clock)
-    if name == "run":
+    if name is Command.RUN:
         push(gateway, lambda: gateway.replace(metrics.exposed))  # a run that could not start is a run Grafana should see
     elif not isinstance(result, int):
         push(gateway, lambda: gateway.add(metrics.audit_registry()))  # the runs' metrics stay as they are
@@ -137,12 +132,12 @@ def open_client(settings: Settings, key: str, read_only: bool, clock: Clock = SY
     return ImmichClient(transport)
 
 
-def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals, clock: Clock = SYSTEM) -> Report | int:
+def execute(settings: Settings, command: Command, metrics: Metrics, signals: Signals, clock: Clock = SYSTEM) -> Report | int:
     """Run `run` or `plan` once; returns the report, or an exit code when it could not start. A run,
     whatever its end, is recorded in `metrics` before its summary line is logged."""
     crew = None
     try:
-        crew = assemble(settings, command, lambda key: open_client(settings, key, read_only=command in READ_ONLY, clock=clock))
+        crew = assemble(settings, command, lambda key: open_client(settings, key, read_only=command.read_only, clock=clock))
         metrics.server_version(str(crew.lead.caps.version))
         for problem in crew.problems:
             print(f"ext2int: {problem}", file=sys.stderr)
@@ -151,10 +146,10 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
             whose = "the users of these API keys own" if len(crew.keyholders) > 1 else "this API key's user owns"
             print(f"ext2int: {whose} no external library; nothing to do (`ext2int libraries` lists what a key can see)",
                   file=sys.stderr)
-            if command == "run":
+            if command is Command.RUN:
                 metrics.record_run(Report(command=command, key_problems=len(crew.problems)))
             return EXIT_FAILED if crew.problems else EXIT_OK
-        if command == "run":
+        if command is Command.RUN:
             metrics.prepare(libraries, crew.keyholders[0].scope.owners)
         progress = Progress.maybe(settings)
         owners = {lib.id: k.name for k in crew.keyholders for lib in k.libraries}
@@ -164,12 +159,12 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
                  "y" if len(libraries) == 1 else "ies", crew.lead.caps.version,
                  ", ".join(f"{k.name} (key {k.session.key_name}, {len(k.libraries)} librar{'y' if len(k.libraries) == 1 else 'ies'})"
                            for k in crew.keyholders), settings.delete.value)
-        if command == "plan":
+        if command is Command.PLAN:
             report = planner.plan(runner)
-        elif command == "verify":
+        elif command is Command.VERIFY:
             report = audit.verify(runner)
-        elif command in ("undo", "undo-plan"):
-            report = undoer.undo(runner, dry_run=command == "undo-plan")
+        elif command in (Command.UNDO, Command.UNDO_PLAN):
+            report = undoer.undo(runner, dry_run=command is Command.UNDO_PLAN)
         else:
             if progress:
                 progress.start(min(settings.batch_size, sum(runner.remaining().values())))
@@ -182,12 +177,12 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
             progress.close()
     except ConfigurationError as exc:
         print(f"ext2int: {exc}", file=sys.stderr)
-        if command == "run":
+        if command is Command.RUN:
             metrics.record_error()
         return EXIT_CONFIG
     except errors.ImmichError as exc:
         print(f"ext2int: {exc}", file=sys.stderr)
-        if command == "run":
+        if command is Command.RUN:
             metrics.record_error()
         return startup_exit_code(exc)
     finally:
@@ -196,9 +191,9 @@ def execute(settings: Settings, command: str, metrics: Metrics, signals: Signals
     transports = [k.session.client.t for k in crew.keyholders]
     report.requests = {"total": sum(t.total_requests for t in transports), "mutating": sum(t.mutating_requests for t in transports),
                        "byRoute": _by_route(transports)}
-    if command == "run":
+    if command is Command.RUN:
         metrics.record_run(report, report.requests["total"])
-    elif command in AUDITS:
+    elif command.audit:
         metrics.record_audit(report)
     emit_summary(report, settings, command)
     return report
@@ -230,7 +225,7 @@ def list_libraries(settings: Settings) -> int:
     holds the owner's key, so may migrate it."""
     crew = None
     try:
-        crew = assemble(settings, "libraries", lambda key: open_client(settings, key, read_only=True))
+        crew = assemble(settings, Command.LIBRARIES, lambda key: open_client(settings, key, read_only=True))
         for problem in crew.problems:
             print(f"ext2int: {problem}", file=sys.stderr)
         if crew.visible is None:
@@ -280,7 +275,7 @@ def serve(settings: Settings, clock: Clock = SYSTEM) -> int:
         if stopping.is_set():
             return
         with busy:
-            execute(settings, "run", metrics, signals, clock)
+            execute(settings, Command.RUN, metrics, signals, clock)
             signals.forget_runs()
 
     trigger = cron_trigger(settings.schedule, settings.timezone)

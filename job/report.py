@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from job import secrets
+from job.commands import Command
 from job.outcome import KINDS, Kind, Outcome
 
 
 @dataclass
 class Report:
-    command: str
+    command: Command
     started: float = field(default_factory=time.time)
     finished: float | None = None
     outcomes: list[Outcome] = field(default_factory=list)
@@ -40,6 +41,9 @@ class Report:
     run_id: str = ""  # names this run in the journals and provenance it writes
     albums_touched: int = 0  # plan: albums holding an asset that would move
     live_photos: int = 0  # plan: live photos (a still and its video) that would move
+
+    def __post_init__(self) -> None:
+        self.command = Command(self.command)
 
     def add(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -95,7 +99,7 @@ class Report:
     def _summary_dict(self) -> dict[str, Any]:
         counts = self.counts()
         return {
-            "command": self.command,
+            "command": self.command.value,
             "run": self.run_id,
             "started": _iso(self.started),
             "finished": _iso(self.finished) if self.finished else None,
@@ -139,7 +143,7 @@ class Report:
     def text_lines(self) -> Iterator[str]:
         """The terminal summary, line by line (a plan prints one line per asset)."""
         counts = self.counts()
-        if self.command == "plan":
+        if self.command is Command.PLAN:
             yield f"Plan ({len(self.outcomes)} items, {self.listed} assets listed; nothing was changed):"
             for o in self.outcomes:
                 yield f"  {o.plan or o.kind.value:<44} {o.path}"
@@ -152,10 +156,10 @@ class Report:
                    f"{self.live_photos} live photos), "
                    f"{human_bytes(sum(o.bytes for o in planned))}, touching {self.albums_touched} albums; "
                    f"{counts.get('held', 0)} held, {counts.get('skipped', 0)} skipped")
-        elif self.command == "verify":
+        elif self.command is Command.VERIFY:
             yield "verify: " + self._tally(counts, Kind.VERIFIED, Kind.CHANGED, Kind.DAMAGED)
-        elif self.command in ("undo", "undo-plan"):
-            done = "would take back" if self.command == "undo-plan" else "took back"
+        elif self.command in (Command.UNDO, Command.UNDO_PLAN):
+            done = "would take back" if self.command is Command.UNDO_PLAN else "took back"
             yield (f"{self.command}: {done} {counts.get('undone', 0) or counts.get('planned', 0)} moves; "
                    + self._tally(counts, Kind.HELD, Kind.SKIPPED, Kind.FAILED))
             for o in self.outcomes:
@@ -175,10 +179,10 @@ class Report:
             yield "remaining: " + ", ".join(f"{self.library_label(lib)}: {n}" for lib, n in sorted(self.remaining.items()))
         for o in self.outcomes:
             # a plan lists every unit above, held and skipped ones with their reason already
-            if not o.info.listed or self.command == "plan" and o.kind is not Kind.FAILED:
+            if not o.info.listed or self.command is Command.PLAN and o.kind is not Kind.FAILED:
                 continue
             yield o.line(loud=True)
-            if self.command != "plan":
+            if self.command is not Command.PLAN:
                 yield from (f"    {d}" for d in o.differences)
         yield from self.notes
 

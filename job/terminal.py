@@ -9,6 +9,7 @@ import sys
 import threading
 from typing import Any
 
+from job.commands import Command
 from job.metrics import Metrics
 from job.outcome import Kind, Outcome
 from job.report import Report, human_bytes
@@ -18,7 +19,7 @@ from job.settings import Settings, Switch
 log = logging.getLogger("ext2int")
 
 
-def emit_summary(report: Report, settings: Settings, command: str) -> None:
+def emit_summary(report: Report, settings: Settings, command: Command) -> None:
     """The report file, the terminal summary and the summary log line: a report that cannot be written
     (its folder checked at start, then gone) costs only itself."""
     if settings.report_path:
@@ -27,7 +28,7 @@ def emit_summary(report: Report, settings: Settings, command: str) -> None:
         except OSError as exc:
             log.error("could not write the report to %s (%s); the summary below and the metrics still stand",
                       settings.report_path, exc.strerror or exc)
-    if command == "plan" or sys.stdout.isatty():
+    if command is Command.PLAN or sys.stdout.isatty():
         for line in report.text_lines():
             print(line)
     counts = report.counts()

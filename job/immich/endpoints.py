@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
+from job.commands import Command
+
 
 class Need(Enum):
     """When a command needs an endpoint (and so its permission)."""
@@ -153,18 +155,19 @@ def changes(method: str, api_path: str) -> bool:
     return endpoint is None or endpoint.changes
 
 
-def required_permissions(command: str, version: tuple[int, int, int], *, copy: bool, edits: bool,
+def required_permissions(command: Command | str, version: tuple[int, int, int], *, copy: bool, edits: bool,
                          delete: bool) -> list[str]:
     """The permissions a key needs for `command` ('run', 'plan', 'verify', 'undo' or 'undo-plan') on a
     server of `version`."""
+    command = Command(command)
     wanted = {Need.READ}
-    if command == "run":
+    if command is Command.RUN:
         wanted |= {Need.RUN, Need.COPY if copy else Need.NO_COPY}
         if edits:
             wanted.add(Need.EDITS)
         if delete:
             wanted.add(Need.DELETE)
-    named = {"verify": VERIFY, "undo-plan": VERIFY, "undo": VERIFY + UNDO}.get(command, ())
+    named = {Command.VERIFY: VERIFY, Command.UNDO_PLAN: VERIFY, Command.UNDO: VERIFY + UNDO}.get(command, ())
     return sorted({e.permission for name, e in ENDPOINTS.items()
                    if (e.need in wanted or name in named) and e.permission and version >= e.since
                    and (edits or e.need is not Need.EDITS)})

@@ -16,6 +16,7 @@ import logging
 from dataclasses import replace
 from collections.abc import Iterator
 
+from job.commands import Command
 from job import journal, ledger
 from job.facts import Facts
 from job.immich import errors
@@ -33,7 +34,7 @@ log = logging.getLogger("ext2int")
 
 def verify(runner: Runner) -> Report:
     settings = runner.settings
-    report = runner.new_report("verify")
+    report = runner.new_report(Command.VERIFY)
     ctxs = runner.contexts("verify", report, None, links=False)
     record = Recorder(report, runner.observer, runner.halt)
     for keyholder in runner.crew.keyholders:

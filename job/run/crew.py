@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from job.commands import Command
 from job.decide import Scope
 from job.paths import Aliases, local_identity
 from job.immich import errors
 from job.immich.client import ImmichClient
 from job.immich.models import Library
 from job.report import Report
-from job.run.session import ConfigurationError, Session, check_permissions, connect, resolve_libraries, visible_libraries
+from job.run.session import ConfigurationError, Session, check_permissions, connect, visible_libraries
 from job.settings import Settings
 
 
@@ -113,7 +114,7 @@ def remaining(client: ImmichClient, libraries: list[Library]) -> dict[str, int]:
 # --- assembling the crew ---------------------------------------------------------------------------
 
 
-def assemble(settings: Settings, command: str, open_client: Callable[[str], ImmichClient]) -> Crew:
+def assemble(settings: Settings, command: Command, open_client: Callable[[str], ImmichClient]) -> Crew:
     """Connect every key, check its permissions for `command`, and choose each user's libraries."""
     sessions: list[Session] = []
     problems: list[str] = []
@@ -167,7 +168,7 @@ def _crew(sessions: list[Session], settings: Settings, problems: list[str]) -> C
             owners = {**lead.client.user_names(), **owners}
         except (errors.Forbidden, errors.PermissionMissing):
             pass
-    chosen = _choose(sessions, [str(i) for i in settings.library_ids], visible, owners)
+    chosen = choose_libraries(sessions, [str(i) for i in settings.library_ids], visible, owners)
     selected = frozenset(lib.id for libs in chosen.values() for lib in libs)
     acting = frozenset(s.user.id for s in sessions)
     known = tuple(visible if visible is not None else [lib for libs in chosen.values() for lib in libs])
@@ -178,38 +179,64 @@ def _crew(sessions: list[Session], settings: Settings, problems: list[str]) -> C
     return Crew(keyholders, visible, problems)
 
 
-def _choose(sessions: list[Session], configured: list[str], visible: list[Library] | None,
-            owners: dict[str, str]) -> dict[str, list[Library]]:
-    """Each user's libraries to move: all their external libraries, or those of EXT2INT_LIBRARY_IDS. A
-    configured library whose owner's key the run lacks is refused (its photos would go to the wrong user)."""
-    if not configured:
-        return {s.user.id: resolve_libraries(s, [], visible) for s in sessions}
+def choose_libraries(sessions: list[Session], configured: list[str], visible: list[Library] | None,
+                     owners: dict[str, str]) -> dict[str, list[Library]]:
+    """Each user's libraries to move, by user id: all their external libraries, or those of
+    EXT2INT_LIBRARY_IDS. A library goes to its owner's key only: moved with another user's key, its
+    photos would become that user's. `visible`: every library (an admin key), or None (then a library is
+    known by an asset of it that a key sees)."""
     chosen: dict[str, list[Library]] = {s.user.id: [] for s in sessions}
+    if not configured:
+        for s in sessions:
+            chosen[s.user.id] = ([lib for lib in visible if lib.ownerId == s.user.id] if visible is not None
+                                 else _own_libraries(s))
+        return chosen
     for library_id in configured:
-        owner = None
-        if visible is not None:
-            library = next((lib for lib in visible if lib.id == library_id), None)
-            if library is None:
-                raise ConfigurationError(f"EXT2INT_LIBRARY_IDS: library {library_id} does not exist on this server; "
-                                         "run `ext2int libraries` to list them")
-            owner = next((s for s in sessions if s.user.id == library.ownerId), None)
-            if owner is None:
-                name = owners.get(library.ownerId, library.ownerId)
-                raise ConfigurationError(
-                    f"EXT2INT_LIBRARY_IDS: library {library.name or library_id} belongs to {name}, whose API key this run "
-                    f"does not have: moving it with another user's key would give {name}'s photos to that user. Add "
-                    f"{name}'s key (IMMICH_API_KEYS_DIR holds one key per user), or leave the library out")
-        else:
-            owner = next((s for s in sessions if _sees(s, library_id)), None)
-        if owner is None and len(sessions) == 1:
-            resolve_libraries(sessions[0], [library_id], visible)  # raises, with the message for one key
-        if owner is None:
-            raise ConfigurationError(
-                f"EXT2INT_LIBRARY_IDS: no key of this run sees an asset in library {library_id}: it does not exist, "
-                "holds nothing to move, or belongs to a user whose key is not given")
-        chosen[owner.user.id] += resolve_libraries(owner, [library_id], visible)
+        library, owner = _find(sessions, library_id, visible, owners)
+        chosen[owner.user.id].append(library)
     return chosen
 
 
-def _sees(session: Session, library_id: str) -> bool:
-    return bool(session.client.search_assets(libraryId=library_id, size=1, with_exif=False).items)
+def _find(sessions: list[Session], library_id: str, visible: list[Library] | None,
+          owners: dict[str, str]) -> tuple[Library, Session]:
+    """A configured library and its owner's session, or the reason it cannot be moved."""
+    if visible is not None:
+        library = next((lib for lib in visible if lib.id == library_id), None)
+        if library is None:
+            raise ConfigurationError(f"EXT2INT_LIBRARY_IDS: library {library_id} does not exist on this server; "
+                                     "run `ext2int libraries` to list them")
+        owner = next((s for s in sessions if s.user.id == library.ownerId), None)
+        if owner is None:
+            name = owners.get(library.ownerId, library.ownerId)
+            raise ConfigurationError(
+                f"EXT2INT_LIBRARY_IDS: library {library.name or library_id} belongs to {name}, whose API key this run "
+                f"does not have: moving it with another user's key would give {name}'s photos to that user. Add "
+                f"{name}'s key (IMMICH_API_KEYS_DIR holds one key per user), or leave the library out")
+        return library, owner
+    for session in sessions:  # one search per key, until one sees it
+        page = session.client.search_assets(libraryId=library_id, size=1, with_exif=False)
+        if not page.items:
+            continue
+        library = Library(id=library_id, ownerId=page.items[0].ownerId, name=library_id)
+        if library.ownerId != session.user.id:  # a partner's asset, shown to this key
+            raise ConfigurationError(
+                f"EXT2INT_LIBRARY_IDS: library {library_id} belongs to another user ({library.ownerId}); moving it "
+                f"with this key would give their photos to {session.user.email or session.user.id}. Run ext2int with "
+                "an API key of the library's owner")
+        return library, session
+    if len(sessions) == 1:  # a non-admin key sees only its own assets: nothing tells the three apart
+        raise ConfigurationError(
+            f"EXT2INT_LIBRARY_IDS: this key sees no asset in library {library_id}: it does not exist, holds nothing "
+            "to move, or belongs to another user (whose own key is needed)")
+    raise ConfigurationError(
+        f"EXT2INT_LIBRARY_IDS: no key of this run sees an asset in library {library_id}: it does not exist, "
+        "holds nothing to move, or belongs to a user whose key is not given")
+
+
+def _own_libraries(session: Session) -> list[Library]:
+    """A key that may not list libraries: the external libraries its user's assets are in."""
+    ids: dict[str, None] = {}
+    for asset in session.client.iter_assets(with_exif=False):
+        if asset.libraryId and asset.ownerId == session.user.id:
+            ids.setdefault(asset.libraryId)
+    return [Library(id=i, ownerId=session.user.id, name=i) for i in ids]

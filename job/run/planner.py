@@ -13,6 +13,7 @@ writing anything.
 
 from __future__ import annotations
 
+from job.commands import Command
 from job import journal
 from job.decide import Action, Decision, decide, file_holds, moves_with
 from job.immich import errors
@@ -27,7 +28,7 @@ from job.run.runner import Runner
 
 def plan(runner: Runner) -> Report:
     settings = runner.settings
-    report = runner.new_report("plan")
+    report = runner.new_report(Command.PLAN)
     ctxs = runner.contexts("plan", report, None, links=False)
     record = Recorder(report, halt=runner.halt)  # plan's terminal is its printed list: no line per asset
     albums_of = _album_map(runner)

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
+from job.commands import Command
 from job.clock import SYSTEM, Clock
 from job.decide import Action, Scope, decide, file_holds
 from job.immich import errors
@@ -56,7 +57,7 @@ class Runner:
         self.stop_reason = self.stop_reason or f"stopped by {signal_name}"
         self.stop.set()
 
-    def new_report(self, command: str) -> Report:
+    def new_report(self, command: Command) -> Report:
         libraries = self.crew.libraries
         return Report(command=command, server_version=str(self.crew.lead.caps.version),
                       delete_mode=self.settings.delete.value, libraries=[lib.id for lib in libraries],
@@ -89,7 +90,7 @@ class Runner:
     def run(self) -> Report:
         """One batch: take units from the listings, move them, account for each (see _Batch)."""
         settings = self.settings
-        report = self.new_report("run")
+        report = self.new_report(Command.RUN)
         report.run_id = str(uuid.uuid4())
         if settings.delete is DeleteMode.TRASH and not self.crew.lead.caps.trash:
             note = ("Immich's trash is turned off (Administration > Settings > Trash): EXT2INT_DELETE=trash gives no way "

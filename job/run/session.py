@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from job.commands import Command
 from job.immich import errors
 from job.immich.client import MIN_VERSION, Capabilities, ImmichClient
 from job.immich.endpoints import ENDPOINTS, required_permissions
@@ -38,10 +39,10 @@ def connect(client: ImmichClient, key_name: str = "IMMICH_API_KEY") -> Session:
     return Session(client, Capabilities.of(version, features), client.me(), key_name)
 
 
-def check_permissions(session: Session, command: str, delete: DeleteMode) -> None:
+def check_permissions(session: Session, command: Command, delete: DeleteMode) -> None:
     """Refuse before changing anything when the key lacks a permission the command needs. A server that
     cannot say (no GET /api-keys/me) skips the check: calls then fail one by one, naming the permission."""
-    if command not in ("run", "plan", "verify", "undo", "undo-plan"):
+    if not Command(command).acts_on_assets:
         return  # `libraries` reads what a key may read, and says what it may not
     granted = session.client.key_permissions()
     if granted is None or "all" in granted:
@@ -60,43 +61,3 @@ def visible_libraries(session: Session) -> list[Library] | None:
         return session.client.libraries()
     except (errors.Forbidden, errors.PermissionMissing):
         return None
-
-
-def resolve_libraries(session: Session, configured: list[str], visible: list[Library] | None) -> list[Library]:
-    """The external libraries to migrate. Refuses one owned by another user: its photos would be
-    uploaded as the key's user's (never hand photos to the wrong person)."""
-    client, me = session.client, session.user
-    if not configured:
-        if visible is not None:
-            return [lib for lib in visible if lib.ownerId == me.id]
-        return _discover_own_libraries(client, me)
-    chosen = []
-    for library_id in configured:
-        if visible is not None:
-            library = next((lib for lib in visible if lib.id == library_id), None)
-            if library is None:
-                raise ConfigurationError(f"EXT2INT_LIBRARY_IDS: library {library_id} does not exist on this server; "
-                                         "run `ext2int libraries` to list them")
-        else:
-            page = client.search_assets(libraryId=library_id, size=1, with_exif=False)
-            if not page.items:  # a non-admin key sees only its own assets: nothing tells the three apart
-                raise ConfigurationError(
-                    f"EXT2INT_LIBRARY_IDS: this key sees no asset in library {library_id}: it does not exist, "
-                    "holds nothing to move, or belongs to another user (whose own key is needed)")
-            library = Library(id=library_id, ownerId=page.items[0].ownerId, name=library_id)
-        if library.ownerId != me.id:
-            raise ConfigurationError(
-                f"EXT2INT_LIBRARY_IDS: library {library.name or library_id} belongs to another user "
-                f"({library.ownerId}); moving it with this key would give their photos to {me.email or me.id}. "
-                "Run ext2int with an API key of the library's owner"
-            )
-        chosen.append(library)
-    return chosen
-
-
-def _discover_own_libraries(client: ImmichClient, me: User) -> list[Library]:
-    ids: dict[str, None] = {}
-    for asset in client.iter_assets(with_exif=False):
-        if asset.libraryId and asset.ownerId == me.id:
-            ids.setdefault(asset.libraryId)
-    return [Library(id=i, ownerId=me.id, name=i) for i in ids]

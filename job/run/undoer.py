@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from job.commands import Command
 from job import journal, ledger
 from job.immich import errors
 from job.immich.models import Asset
@@ -64,7 +65,7 @@ BATCH = 50  # moves claimed together: the claim's wait is paid once per batch, n
 
 
 def undo(runner: Runner, dry_run: bool) -> Report:
-    report = runner.new_report("undo-plan" if dry_run else "undo")
+    report = runner.new_report(Command.UNDO_PLAN if dry_run else Command.UNDO)
     report.run_id = "" if dry_run else f"undo-{uuid.uuid4()}"
     ctxs = runner.contexts(report.run_id or "undo-plan", report, None, links=False)
     wanted = str(runner.settings.run_id) if runner.settings.run_id else None
