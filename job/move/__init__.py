@@ -164,7 +164,7 @@ class Mover:
                 for member, (expected, before, _) in zip(members, plans):
                     member.expected = expected
                     bring.restore(ctx, member)  # a twin in the trash comes out only now: nothing holds the unit
-                    carry.carry(ctx, member, before, pending.ids)
+                    carry.carry(ctx, member, before)
                     if member.sidecar_missing:
                         note = (f"the XMP sidecar of {member.source.asset.originalPath} is missing on disk: the "
                                 "values Immich had read from it were carried through the API (nothing else the "

@@ -8,6 +8,7 @@ from job import journal
 from job.immich import errors
 from job.immich.models import Asset
 from job.move.context import Member, RunContext, StepFailed
+from job.move.rules import disproof
 from job.outcome import Stage
 from job.transfer import Transferred, stream_to_upload, with_retries
 
@@ -54,7 +55,7 @@ def bring(ctx: RunContext, member: Member, expected: dict | None = None) -> None
         member.created, member.fresh, member.provenance = True, True, sent.provenance
         return
     target = ctx.client.asset(sent.result.id)
-    problem = disproof(ctx, target, sent.sha1, sent.size, source.asset)
+    problem = disproof(target, sent.sha1, sent.size, ctx.scope.user_id, source.asset)
     if problem:
         raise StepFailed(Stage.PROVE, problem)
     member.marker = _marker_of(ctx, target.id)
@@ -69,27 +70,11 @@ def _journal_target(ctx: RunContext, entry: dict) -> Asset | None:
         target = ctx.client.asset(entry["target"])
     except errors.NotFound:
         return None
-    return None if disproof(ctx, target, entry["sha1"], entry["size"], None) else target
+    return None if disproof(target, entry["sha1"], entry["size"], ctx.scope.user_id) else target
 
 
 def _marker_of(ctx: RunContext, target_id: str) -> dict | None:
     return journal.value_of(ctx.client.metadata_of(target_id))
-
-
-def disproof(ctx: RunContext, target: Asset, sha1: str, size: int, source: Asset | None) -> str:
-    """Why `target` does not prove to hold the bytes we hashed; '' when it does."""
-    if target.is_external:
-        return f"the duplicate Immich named ({target.id}) is not an internal asset"
-    if target.ownerId != ctx.scope.user_id:
-        return f"the target {target.id} belongs to another user"
-    if target.checksum != sha1:
-        return f"checksum differs: downloaded {sha1}, internal asset {target.id} has {target.checksum}"
-    if target.size is not None and target.size != size:
-        return f"size differs: downloaded {size} bytes, internal asset {target.id} has {target.size}"
-    if source is not None and source.size is not None and source.size != size:
-        return (f"downloaded {size} bytes but Immich knows the file as {source.size} bytes: "
-                "the file changed on disk since the last library scan; rescan the library and run again")
-    return ""
 
 
 def restore_if_trashed(ctx: RunContext, target: Asset, member: Member) -> None:

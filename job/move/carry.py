@@ -8,31 +8,31 @@ from __future__ import annotations
 from typing import Any
 
 from job import journal, ledger
-from job.facts import Facts
 from job.immich import errors
-from job.move import faces, read
+from job.move import read
 from job.move.context import Identity, Member, RunContext
 from job.record import Conflict, Record, blocking, merge, record_of
 from job.writes import Write, WriteKind, writes_for
 
 
-def expectation(ctx: RunContext, member: Member, ids: Identity) -> tuple[Record, Facts | None, list[Conflict]]:
+def expectation(ctx: RunContext, member: Member, ids: Identity) -> tuple[Record, Record | None, list[Conflict]]:
     """What the target must hold: every source's record merged into the target's own (or, for a target
-    made for the source, into the first source's), the target before any write of ours, and the
-    conflicts that hold the unit under EXT2INT_ON_CONFLICT."""
+    made for the source, into the first source's), the target's own record before any write of ours
+    (None for a new target), and the conflicts that hold the unit under EXT2INT_ON_CONFLICT. Each record
+    is computed once here; the carry and the provenance use them."""
     policy, join = ctx.settings.on_conflict, ctx.settings.join_descriptions
     records = [record_of(f, ids.source) for f in member.sources]
     member.carried = {f.asset.id: r for f, r in zip(member.sources, records)}
-    before = None if member.created else read.target(ctx, member.target_id, member.sources)
-    expected = records[0] if member.created else record_of(before, ids.target)
+    before = None if member.created else record_of(read.target(ctx, member.target_id, member.sources), ids.target)
+    expected = records[0] if before is None else before
     conflicts: list[Conflict] = []
-    for record in records[1:] if member.created else records:
+    for record in records[1:] if before is None else records:
         expected, found = merge(record, expected, policy, join)
         conflicts += found
     return expected, before, blocking(conflicts, policy)
 
 
-def carry(ctx: RunContext, member: Member, before: Facts | None, ids: Identity) -> None:
+def carry(ctx: RunContext, member: Member, before: Record | None) -> None:
     """Provenance and key/values on the target, and the copy (albums, shared links, stack; the sidecar
     for a new target), side by side: they touch different things."""
     target = member.target_id
@@ -44,7 +44,7 @@ def carry(ctx: RunContext, member: Member, before: Facts | None, ids: Identity) 
     expected = ledger.to_json(member.expected)
     sent = member.created and (member.provenance and member.sent_expected == expected or not member.transferred)
     if not sent:
-        marker, prior = member.marker, None if member.created else ledger.to_json(record_of(before, ids.target))
+        marker, prior = member.marker, None if member.created else ledger.to_json(before)
         for f in member.sources:
             marker = journal.provenance(marker, f.asset, sha1=member.sha1, size=member.size, at=ctx.clock.time(),
                                         run=ctx.run_id, expected=expected, created=member.created, before=prior,
@@ -55,8 +55,7 @@ def carry(ctx: RunContext, member: Member, before: Facts | None, ids: Identity) 
             ctx.client.upsert_metadata([(target, journal.KEY, marker)], bulk=ctx.caps.bulk_metadata)
     first = None
     if ctx.caps.copy:
-        baseline = record_of(before, ids.target) if before else Record()
-        planned = writes_for(member.expected, baseline, member.sources, can_copy=True, can_edit=ctx.caps.edits)
+        planned = writes_for(member.expected, before or Record(), member.sources, can_copy=True, can_edit=ctx.caps.edits)
         first = next((w for w in planned if w.kind is WriteKind.COPY), None)
         if first is None and member.created:  # the sidecar still comes with the first copy
             first = Write(WriteKind.COPY, {"albums": False, "shared_links": False, "stack": False})
@@ -89,44 +88,3 @@ def copy(ctx: RunContext, member: Member, args: Any, *, sidecar: bool) -> None:
             member.sidecar_missing, member.sidecar_at = True, None
             copy(ctx, member, args, sidecar=False)
             return
-
-
-def apply(ctx: RunContext, writes: list[Write], member: Member, target: Facts) -> None:
-    """Each write as Immich calls. A kind without a case here is a bug, and says so."""
-    c, tid = ctx.client, member.target_id
-    for w in writes:
-        kind, args = w.kind, w.args
-        if kind is WriteKind.COPY:
-            copy(ctx, member, args, sidecar=False)  # carry copied the sidecar: a second copy re-extracts again
-        elif kind is WriteKind.ADD_ALBUMS:
-            c.add_to_albums(args["album_ids"], [tid])
-        elif kind is WriteKind.ADD_SHARED_LINKS:
-            for link in args["link_ids"]:
-                c.add_to_shared_link(link, [tid])
-        elif kind is WriteKind.JOIN_STACK:
-            primary = args["primary_id"]
-            c.create_stack([primary, tid] if primary != tid else [tid, member.source.asset.id])
-        elif kind is WriteKind.SET_FIELDS:
-            c.update_assets([tid], **args)
-        elif kind is WriteKind.ADD_TAGS:
-            if args["tag_ids"]:
-                c.tag_assets(args["tag_ids"], [tid])
-        elif kind is WriteKind.LINK_LIVE_VIDEO:
-            if member.live_target:
-                c.link_live_video(tid, member.live_target)
-        elif kind is WriteKind.MAKE_STACK_PRIMARY:
-            stack = c.asset(tid).stack
-            if stack and stack.primaryAssetId != tid:
-                c.set_stack_primary(stack.id, tid)
-        elif kind is WriteKind.SET_EDITS:
-            c.set_edits(tid, args["edits"])
-        elif kind is WriteKind.PUT_METADATA:
-            if args["items"]:
-                c.upsert_metadata([(tid, k, v) for k, v in args["items"]], bulk=ctx.caps.bulk_metadata)
-        elif kind is WriteKind.SET_COVERS:
-            for album in args["album_ids"]:
-                c.set_album_cover(album, tid)
-        elif kind is WriteKind.ADD_FACES:
-            faces.reconcile(ctx, member, target)
-        else:
-            raise AssertionError(f"no way to apply a write of kind {kind}")

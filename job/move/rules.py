@@ -77,7 +77,7 @@ def judge(pending: Pending, evidence: Evidence, *, scope: Scope, is_source: Call
             verdict = _source_now(source_id, now, member, pending, scope, is_source, claim_holds)
             if verdict is not PASS:
                 return verdict
-        verdict = _target_now(member, evidence.targets.get(member.target_id), pending)
+        verdict = _target_now(member, evidence.targets.get(member.target_id), pending, scope.user_id)
         if verdict is not PASS:
             return verdict
         verdict = _file_verdict(member, file, unit_ids, scope)
@@ -118,11 +118,31 @@ def _source_now(source_id: str, now: Facts | None, member: Member, pending: Pend
 ON_THE_ASSET = frozenset({"favorite", "visibility", "description", "rating", "taken_at", "time_zone", "gps", "tags"})
 
 
-def _target_now(member: Member, target: Asset | None, pending: Pending) -> Verdict:
+def disproof(target: Asset, sha1: str, size: int, user_id: str, source: Asset | None = None) -> str:
+    """Why `target` does not prove to hold the bytes we hashed (`sha1`, `size`) for `user_id`; '' when it
+    does. `source`: the external asset they came from, whose size Immich knows from its last scan. The one
+    proof of a target's bytes: after the upload, while it settles, and at the gate."""
+    if target.is_external:
+        return f"the duplicate Immich named ({target.id}) is not an internal asset"
+    if target.ownerId != user_id:
+        return f"the target {target.id} belongs to another user"
+    if target.checksum != sha1:
+        return f"checksum differs: downloaded {sha1}, internal asset {target.id} has {target.checksum}"
+    if target.size is not None and target.size != size:
+        return f"size differs: downloaded {size} bytes, internal asset {target.id} has {target.size}"
+    if source is not None and source.size is not None and source.size != size:
+        return (f"downloaded {size} bytes but Immich knows the file as {source.size} bytes: "
+                "the file changed on disk since the last library scan; rescan the library and run again")
+    return ""
+
+
+
+def _target_now(member: Member, target: Asset | None, pending: Pending, user_id: str) -> Verdict:
     if target is None or target.isTrashed:
         return _fail(f"the internal asset {member.target_id} was deleted or trashed during the move")
-    if target.is_external or target.checksum != member.sha1 or (target.size is not None and target.size != member.size):
-        return _fail(f"the internal asset {member.target_id} no longer holds the proven bytes")
+    problem = disproof(target, member.sha1, member.size, user_id)
+    if problem:
+        return _fail(f"the internal asset {member.target_id} no longer holds the proven bytes: {problem}")
     if any(target.originalPath == f.asset.originalPath for f in member.sources):
         return _hold(Hold.IMMICH_STORAGE, f"{target.originalPath} is the internal asset's own file")
     if member.live_target and target.livePhotoVideoId != member.live_target:

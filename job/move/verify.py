@@ -11,12 +11,13 @@ from job.facts import Facts
 from job.immich import errors
 from job.immich.models import Asset
 from job.move import read
-from job.move.bring import disproof
-from job.move.carry import apply
+from job.move import faces
+from job.move.carry import copy
+from job.move.rules import disproof
 from job.move.context import Identity, Member, RunContext, StepFailed, Waiting
 from job.outcome import Stage
 from job.record import Difference, differences, record_of
-from job.writes import writes_for
+from job.writes import Write, WriteKind, writes_for
 
 log = logging.getLogger("ext2int")
 
@@ -43,7 +44,8 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
         ctx.saw_internal(asset)
         target = read.target(ctx, member.target_id, member.sources, asset=asset) if extracted(asset) else Facts(asset)
         if extracted(asset):
-            found = differences(member.expected, record_of(target, ids.target))
+            now = record_of(target, ids.target)
+            found = differences(member.expected, now)
             if not found:
                 if not applied or (confirm_at is not None and clock.monotonic() >= confirm_at):
                     return
@@ -59,7 +61,7 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
                 applied.clear()
             if not applied and await_sidecar(ctx, member, target, ids, found, deadline):
                 continue  # Immich read the copied sidecar meanwhile: look at the whole target again
-            todo = [w for w in writes_for(member.expected, record_of(target, ids.target), member.sources,
+            todo = [w for w in writes_for(member.expected, now, member.sources,
                                           can_copy=ctx.caps.copy, can_edit=ctx.caps.edits)
                     if w.kind not in applied]
             if todo:
@@ -123,7 +125,7 @@ def prove(ctx: RunContext, member: Member, target: Asset) -> None:
     """The target holds the bytes we hashed, or the unit fails. A fresh upload that does not is left as
     it is and named: it may not even be ours (a proxy or a bug answering with another asset's id), and
     the job deletes nothing but its own sources."""
-    problem = disproof(ctx, target, member.sha1, member.size, None)
+    problem = disproof(target, member.sha1, member.size, ctx.scope.user_id)
     if problem:
         if member.fresh:
             raise StepFailed(Stage.PROVE, f"{problem}; the upload's answer named internal asset {member.target_id}, "
@@ -147,3 +149,45 @@ def _unfinished(member: Member, target: Facts, ids: Identity) -> Exception:
         return Waiting("waiting for Immich's face detection on the new asset")
     return StepFailed(Stage.VERIFY, "the internal asset does not hold everything the external one had",
                       [f"{member.source.asset.originalFileName}: {d}" for d in found])
+
+
+def apply(ctx: RunContext, writes: list[Write], member: Member, target: Facts) -> None:
+    """Each write of what the target still lacks as Immich calls (settle_and_verify's). A kind without a
+    case here is a bug, and says so."""
+    c, tid = ctx.client, member.target_id
+    for w in writes:
+        kind, args = w.kind, w.args
+        if kind is WriteKind.COPY:
+            copy(ctx, member, args, sidecar=False)  # carry copied the sidecar: a second copy re-extracts again
+        elif kind is WriteKind.ADD_ALBUMS:
+            c.add_to_albums(args["album_ids"], [tid])
+        elif kind is WriteKind.ADD_SHARED_LINKS:
+            for link in args["link_ids"]:
+                c.add_to_shared_link(link, [tid])
+        elif kind is WriteKind.JOIN_STACK:
+            primary = args["primary_id"]
+            c.create_stack([primary, tid] if primary != tid else [tid, member.source.asset.id])
+        elif kind is WriteKind.SET_FIELDS:
+            c.update_assets([tid], **args)
+        elif kind is WriteKind.ADD_TAGS:
+            if args["tag_ids"]:
+                c.tag_assets(args["tag_ids"], [tid])
+        elif kind is WriteKind.LINK_LIVE_VIDEO:
+            if member.live_target:
+                c.link_live_video(tid, member.live_target)
+        elif kind is WriteKind.MAKE_STACK_PRIMARY:
+            stack = c.asset(tid).stack
+            if stack and stack.primaryAssetId != tid:
+                c.set_stack_primary(stack.id, tid)
+        elif kind is WriteKind.SET_EDITS:
+            c.set_edits(tid, args["edits"])
+        elif kind is WriteKind.PUT_METADATA:
+            if args["items"]:
+                c.upsert_metadata([(tid, k, v) for k, v in args["items"]], bulk=ctx.caps.bulk_metadata)
+        elif kind is WriteKind.SET_COVERS:
+            for album in args["album_ids"]:
+                c.set_album_cover(album, tid)
+        elif kind is WriteKind.ADD_FACES:
+            faces.reconcile(ctx, member, target)
+        else:
+            raise AssertionError(f"no way to apply a write of kind {kind}")
