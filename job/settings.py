@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import zoneinfo
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -25,8 +24,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from job.paths import parse_aliases
 from job.record import Policy
 from job.values import (
-    DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, cron_expression,
-    key_from_file, keys_from_dir, parse_duration, share, writable_file,
+    DURATION_FLOOR, RANGES, DeleteMode, LogFormat, Pools, QueueAction, Switch, api_key, base_url, cron_expression, host,
+    key_from_file, keys_from_dir, library_ids, log_level, parse_duration, share, time_zone, writable_file,
 )
 
 __all__ = ["DeleteMode", "LogFormat", "Pools", "QueueAction", "Settings", "SettingsError", "Switch", "load_settings",
@@ -112,19 +111,7 @@ class Settings(BaseSettings):
     @field_validator("library_ids", mode="before")
     @classmethod
     def _library_ids(cls, value: object) -> list[str]:
-        if isinstance(value, str):
-            parts = [p.strip() for p in value.split(",") if p.strip()]
-        else:
-            parts = list(value or [])
-        for part in parts:
-            try:
-                UUID(str(part))
-            except ValueError:
-                raise ValueError(
-                    f"{part!r} is not a library id (a UUID such as 1b4d2c5e-...); "
-                    "run `ext2int libraries` to list yours"
-                ) from None
-        return parts
+        return library_ids(value)
 
     @field_validator(*RANGES)
     @classmethod
@@ -176,14 +163,7 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        name = value.strip().lstrip(":")  # TZ=":Europe/Paris" is valid POSIX
-        try:
-            zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not a time zone name; use one such as Europe/Paris or UTC") from None
-        return name
+        return None if value is None else time_zone(value)
 
     @field_validator("pushgateway_url")
     @classmethod
@@ -203,18 +183,12 @@ class Settings(BaseSettings):
     @field_validator("metrics_addr")
     @classmethod
     def _addr(cls, value: str) -> str:
-        value = value.strip()
-        if not re.fullmatch(r"[0-9A-Za-z.:-]+", value):
-            raise ValueError("must be an IP address or a host name, for example 0.0.0.0 (every interface) or 127.0.0.1")
-        return value
+        return host(value)
 
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
-        value = value.strip().upper()
-        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
-        return value
+        return log_level(value)
 
     @model_validator(mode="after")
     def _key(self) -> Settings:

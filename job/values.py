@@ -7,10 +7,12 @@ import os
 import re
 import stat
 import tempfile
+import zoneinfo
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
+from uuid import UUID
 
 
 class DeleteMode(str, Enum):
@@ -233,3 +235,38 @@ RANGES: dict[str, tuple[int, int | None, str]] = {
     "http_retries": (0, 20, "must be between 0 and 20"),
     "transfer_retries": (0, 20, "must be between 0 and 20"),
 }
+
+
+def library_ids(value: object) -> list[str]:
+    """EXT2INT_LIBRARY_IDS: library ids (UUIDs), comma-separated."""
+    parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else list(value or [])
+    for part in parts:
+        try:
+            UUID(str(part))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a library id (a UUID such as 1b4d2c5e-...); run `ext2int libraries` to "
+                             "list yours") from None
+    return parts
+
+
+def time_zone(value: str) -> str:
+    name = value.strip().lstrip(":")  # TZ=":Europe/Paris" is valid POSIX
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a time zone name; use one such as Europe/Paris or UTC") from None
+    return name
+
+
+def host(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(r"[0-9A-Za-z.:-]+", value):
+        raise ValueError("must be an IP address or a host name, for example 0.0.0.0 (every interface) or 127.0.0.1")
+    return value
+
+
+def log_level(value: str) -> str:
+    value = value.strip().upper()
+    if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+    return value

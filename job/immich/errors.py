@@ -6,6 +6,9 @@ one-line message a person reads says where it happened and what to do.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 
 class ImmichError(Exception):
     """Base: `call` is 'METHOD /api/path', `status` the HTTP status (None if no answer came)."""
@@ -103,3 +106,61 @@ class DryRunViolation(RuntimeError):
 class TruncatedTransfer(Exception):
     """A download ended early, ran long, or failed mid-body. Deliberately not an OSError: urllib3 must
     not treat it as a connection problem and retry a half-sent upload."""
+
+
+# --- what an answer means ------------------------------------------------------------------------
+
+_PERMISSION = re.compile(r"Missing required permission: ([\w.]+)")
+_NOT_FOUND = re.compile(r"not found|no [\w.]+ access|must exist", re.IGNORECASE)
+
+
+def raise_for(call: str, response: Any) -> None:
+    """The error an answer that is not a success means (`response`: a requests.Response)."""
+    status = response.status_code
+    message = _server_message(response)
+    if status == 401:
+        if message:  # Immich's own JSON answer: the key itself was refused
+            raise KeyRefused(call, f"HTTP 401 {message}", status)
+        raise ProxyRefused(call, "HTTP 401 without Immich's answer: something in front of Immich asked "
+                                        "for its own login", status)
+    if status in (301, 302, 303, 307, 308):
+        where = response.headers.get("location", "nowhere")
+        raise NotImmich(call, f"answered HTTP {status}, a redirect to {where}: set IMMICH_URL to the address "
+                                     "it points at (or to Immich itself, if it is a login page)", status)
+    if status == 403:
+        match = _PERMISSION.search(message)
+        if match:
+            raise PermissionMissing(call, match.group(1))
+        raise Forbidden(call, f"HTTP 403 {message or 'Forbidden'}", status)
+    if status == 404 or (status == 400 and _NOT_FOUND.search(message)):
+        raise NotFound(call, f"HTTP {status} {message or 'Not Found'}", status)
+    if status == 400:
+        raise BadRequest(call, f"HTTP 400 {message}", status)
+    if status >= 500 and response.headers.get("content-type", "").startswith("text/html"):
+        raise NotImmich(call, f"answered HTTP {status} with an HTML page: a proxy in front of Immich?", status)
+    if status == 429 or status >= 500:
+        raise ServerError(call, f"HTTP {status} {message or response.reason or ''}".strip(), status)
+    if response.headers.get("content-type", "").startswith("text/html"):
+        raise NotImmich(call, f"answered HTTP {status} with an HTML page", status)
+    raise UnexpectedResponse(call, f"answered HTTP {status} {message}".strip(), status)
+
+
+def _server_message(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    message = body.get("message", "")
+    if isinstance(message, list):
+        message = "; ".join(str(m) for m in message)
+    details = [
+        f"{'.'.join(str(p) for p in e.get('path', []))}: {e.get('message', '')}"
+        for e in body.get("errors") or []
+        if isinstance(e, dict)
+    ]
+    text = str(message)
+    if details:
+        text += " (" + "; ".join(details) + ")"
+    return text[:300]

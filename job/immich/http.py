@@ -31,8 +31,6 @@ RETRY_AFTER_CAP = 60.0  # seconds; a server asking for more is treated as this, 
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection (EXT2INT_HTTP_TIMEOUT is the wait for an answer)
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_PERMISSION = re.compile(r"Missing required permission: ([\w.]+)")
-_NOT_FOUND = re.compile(r"not found|no [\w.]+ access|must exist", re.IGNORECASE)
 
 
 def route_of(path: str) -> str:
@@ -206,7 +204,7 @@ class Transport:
         if response.status_code in expect:
             return response
         try:
-            raise_for(call, response)
+            errors.raise_for(call, response)
         finally:
             response.close()
         raise AssertionError("unreachable")
@@ -242,57 +240,6 @@ def parse_json(call: str, response: requests.Response) -> Any:
         what = "truncated JSON" if text.strip().startswith(("{", "[")) else "an answer that is not JSON"
         error = errors.TruncatedJSON if what == "truncated JSON" else errors.UnexpectedResponse
         raise error(call, f"sent {what} (HTTP {response.status_code}, {len(text)} bytes)") from None
-
-
-def raise_for(call: str, response: requests.Response) -> None:
-    status = response.status_code
-    message = _server_message(response)
-    if status == 401:
-        if message:  # Immich's own JSON answer: the key itself was refused
-            raise errors.KeyRefused(call, f"HTTP 401 {message}", status)
-        raise errors.ProxyRefused(call, "HTTP 401 without Immich's answer: something in front of Immich asked "
-                                        "for its own login", status)
-    if status in (301, 302, 303, 307, 308):
-        where = response.headers.get("location", "nowhere")
-        raise errors.NotImmich(call, f"answered HTTP {status}, a redirect to {where}: set IMMICH_URL to the address "
-                                     "it points at (or to Immich itself, if it is a login page)", status)
-    if status == 403:
-        match = _PERMISSION.search(message)
-        if match:
-            raise errors.PermissionMissing(call, match.group(1))
-        raise errors.Forbidden(call, f"HTTP 403 {message or 'Forbidden'}", status)
-    if status == 404 or (status == 400 and _NOT_FOUND.search(message)):
-        raise errors.NotFound(call, f"HTTP {status} {message or 'Not Found'}", status)
-    if status == 400:
-        raise errors.BadRequest(call, f"HTTP 400 {message}", status)
-    if status >= 500 and response.headers.get("content-type", "").startswith("text/html"):
-        raise errors.NotImmich(call, f"answered HTTP {status} with an HTML page: a proxy in front of Immich?", status)
-    if status == 429 or status >= 500:
-        raise errors.ServerError(call, f"HTTP {status} {message or response.reason or ''}".strip(), status)
-    if response.headers.get("content-type", "").startswith("text/html"):
-        raise errors.NotImmich(call, f"answered HTTP {status} with an HTML page", status)
-    raise errors.UnexpectedResponse(call, f"answered HTTP {status} {message}".strip(), status)
-
-
-def _server_message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    message = body.get("message", "")
-    if isinstance(message, list):
-        message = "; ".join(str(m) for m in message)
-    details = [
-        f"{'.'.join(str(p) for p in e.get('path', []))}: {e.get('message', '')}"
-        for e in body.get("errors") or []
-        if isinstance(e, dict)
-    ]
-    text = str(message)
-    if details:
-        text += " (" + "; ".join(details) + ")"
-    return text[:300]
 
 
 def _reason(exc: requests.exceptions.RequestException) -> str:

@@ -118,21 +118,13 @@ def _take_back_all(ctx: RunContext, batch: list[tuple[Move, Outcome]], account: 
         elif claimed is None:
             outcome.skip(Skip.CLAIMED)
         else:
-            _guarded(_confirmed_take_back(claimed), ctx, move, outcome)
+            _guarded(lambda c, m, o: take_back(c, m, o) if claim.confirm(c, claimed[0], list(m.sources), claimed[1])
+                     else o.skip(Skip.CLAIMED), ctx, move, outcome)
             try:
                 claim.release(ctx, claimed[0], list(move.sources))
             except errors.ImmichError:
                 pass  # the claim expires by itself
         account(outcome)
-
-
-def _confirmed_take_back(claimed: tuple) -> Callable[[RunContext, Move, Outcome], None]:
-    def step(ctx: RunContext, move: Move, outcome: Outcome) -> None:
-        if not claim.confirm(ctx, claimed[0], list(move.sources), claimed[1]):
-            outcome.skip(Skip.CLAIMED)
-        else:
-            take_back(ctx, move, outcome)
-    return step
 
 
 def _guarded(step: Callable[[RunContext, Move, Outcome], None], ctx: RunContext, move: Move, outcome: Outcome) -> None:
