@@ -32,6 +32,7 @@ class State(str, Enum):
     KEPT = "kept"  # done with EXT2INT_DELETE=keep
     LOOP = "loop"  # a re-import of a file already moved (Immich could not delete it)
     HELD = "held"  # a relation or a conflict holds it; the target holds the bytes
+    TRASHED = "trashed"  # the gate trashed it: the move is done; the trash watch proves it again (job/run/watch.py)
     UNDOING = "undoing"  # `ext2int undo` is taking the move back (a killed undo finishes it next time)
     UNDONE = "undone"  # `ext2int undo` took the move back: runs leave it (unless EXT2INT_MOVE_UNDONE)
 

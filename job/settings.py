@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     rehash_after: Annotated[float, NoDecode] = Field(default=600.0, validation_alias="EXT2INT_REHASH_AFTER")
     claim_wait: Annotated[float, NoDecode] = Field(default=2.0, validation_alias="EXT2INT_CLAIM_WAIT")
     claim_ttl: Annotated[float, NoDecode] = Field(default=1800.0, validation_alias="EXT2INT_CLAIM_TTL")
+    trash_watch: Annotated[float, NoDecode] = Field(default=172800.0, validation_alias="EXT2INT_TRASH_WATCH")
     report_path: Path | None = Field(default=None, validation_alias="EXT2INT_REPORT")
     run_id: UUID | None = Field(default=None, validation_alias="EXT2INT_RUN_ID")  # verify, undo: one run's moves
     verify_hash: Annotated[float, NoDecode] = Field(default=0.0, validation_alias="EXT2INT_VERIFY_HASH")
@@ -140,7 +141,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "queue_max_pause", "queue_poll", "settle_timeout", "settle_confirm", "face_wait", "shutdown_grace", "http_timeout",
-        "rehash_after", "claim_wait", "claim_ttl", mode="before",
+        "rehash_after", "claim_wait", "claim_ttl", "trash_watch", mode="before",
     )
     @classmethod
     def _durations(cls, value: object, info: ValidationInfo) -> float:

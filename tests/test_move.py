@@ -158,6 +158,12 @@ def test_a_second_run_changes_nothing(scene, run_job):
     scene.fake.clear_log()
     again = run_job(scene.env())
     assert again.code == 0 and sum(again.counts().values()) == 0
+    # the one write: the trash watch marks the trashed sources it proved (their journal, the job's own key)
+    writes = scene.fake.mutating_requests()
+    assert [w.route for w in writes] == ["/assets/metadata"] and again.report["trashWatch"]["proven"] == 3
+    scene.fake.clear_log()
+    third = run_job(scene.env())
+    assert third.code == 0 and sum(third.counts().values()) == 0
     assert not scene.fake.mutating_requests()
 
 

@@ -16,7 +16,7 @@ from job.immich.curation import CurationCalls
 from job.immich.endpoints import ENDPOINTS as E
 from job.immich.http import Transport
 from job.immich.models import (
-    Asset, Library, QueueBacklog, SearchPage, ServerFeatures, ServerVersion, User, parse, parse_list,
+    Asset, Library, QueueBacklog, SearchPage, ServerConfig, ServerFeatures, ServerVersion, User, parse, parse_list,
 )
 
 MIN_VERSION = (2, 0, 0)
@@ -48,7 +48,8 @@ class Capabilities:
 # flat search field -> (filter tree field, comparison), for servers with the filter tree (3.2+)
 _TREE = {"libraryId": ("libraryId", "eq"), "originalPath": ("originalPath", "eq"), "checksum": ("checksum", "eq"),
          "id": ("id", "eq"), "albumIds": ("albumIds", "any"), "isMotion": ("isMotion", "eq"),
-         "pathStartsWith": ("originalPath", "startsWith"), "originalFileName": ("originalFileName", "eq")}
+         "pathStartsWith": ("originalPath", "startsWith"), "originalFileName": ("originalFileName", "eq"),
+         "trashedAfter": ("trashedAt", "gte"), "trashedBefore": ("trashedAt", "lte")}
 _FLAT = {"pathStartsWith": "originalPath"}  # older servers: the flat substring match, a wider net
 
 
@@ -63,8 +64,11 @@ def search_body(version: tuple[int, int, int], *, page: int, size: int, with_exi
     if unknown:
         raise ValueError(f"search filters not described: {sorted(unknown)}")
     if version >= FILTER_TREE:
-        if wanted:
-            body["filter"] = {_TREE[k][0]: {_TREE[k][1]: v} for k, v in wanted.items()}
+        tree: dict[str, dict[str, Any]] = {}
+        for k, v in wanted.items():  # two comparisons of one field (a time window) share its entry
+            tree.setdefault(_TREE[k][0], {})[_TREE[k][1]] = v
+        if tree:
+            body["filter"] = tree
     else:
         body.update({_FLAT.get(k, k): v for k, v in wanted.items()})
     return body
@@ -94,6 +98,10 @@ class ImmichClient(AssetCalls, CurationCalls):
 
     def server_features(self) -> ServerFeatures:
         return parse(ServerFeatures, self.t.json(E["server_features"]), E["server_features"].call)
+
+    def trash_days(self) -> int:
+        """After how many days Immich deletes trashed assets for good (with their files)."""
+        return parse(ServerConfig, self.t.json(E["server_config"]), E["server_config"].call).trashDays
 
     def me(self) -> User:
         return parse(User, self.t.json(E["me"]), E["me"].call)

@@ -67,6 +67,7 @@ R, N = Need.READ, Need.RUN
 ENDPOINTS: dict[str, Endpoint] = {
     "server_version": _e("GET", "/server/version", None, R),
     "server_features": _e("GET", "/server/features", None, R),
+    "server_config": _e("GET", "/server/config", None, R),  # the trash days
     "me": _e("GET", "/users/me", "user.read", R),
     "key_me": _e("GET", "/api-keys/me", None, R),  # tells a key's permissions without needing any
     "users": _e("GET", "/admin/users", "adminUser.read", Need.OPTIONAL, admin=True),  # names, for messages

@@ -30,6 +30,10 @@ class ServerVersion(_Model):
         return f"{self.major}.{self.minor}.{self.patch}"
 
 
+class ServerConfig(_Model):
+    trashDays: int = 30  # trashed assets are deleted for good (files too) after this many days
+
+
 class ServerFeatures(_Model):
     facialRecognition: bool = False
     trash: bool = True

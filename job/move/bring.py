@@ -32,7 +32,8 @@ def bring(ctx: RunContext, member: Member, expected: dict | None = None) -> None
     """Fill in `member`'s target and the proof of its bytes. `expected`: what a new target must hold (the
     source's record, as JSON), sent with the upload in its provenance."""
     source = member.source
-    target = from_journal(ctx, member, journal.State.COPIED, journal.State.KEPT, journal.State.HELD)
+    target = from_journal(ctx, member, journal.State.COPIED, journal.State.KEPT, journal.State.HELD,
+                          journal.State.TRASHED)  # (trashed: back from the trash; the gate hashes it again)
     if target is not None:
         restore_if_trashed(ctx, target, member)
         return
@@ -108,12 +109,17 @@ def reimport_loop(ctx: RunContext, member: Member) -> bool:
     return False
 
 
+def journal_writes(ctx: RunContext, members: list[Member], state: journal.State) -> list[tuple[str, str, dict]]:
+    """The journal of every source of `members`, as key/value writes."""
+    return [(f.asset.id, journal.KEY, journal.journal(state, target=m.target_id, sha1=m.sha1, size=m.size,
+                                                      created=m.created, source=f.asset, at=ctx.clock.time(),
+                                                      etag=m.etag, run=ctx.run_id))
+            for m in members if m.target_id for f in m.sources]
+
+
 def write_journals(ctx: RunContext, members: list[Member], state: journal.State) -> None:
     """Journal every source of `members`: a later run finishes from here without a new transfer."""
-    writes = [(f.asset.id, journal.KEY, journal.journal(state, target=m.target_id, sha1=m.sha1, size=m.size,
-                                                        created=m.created, source=f.asset, at=ctx.clock.time(),
-                                                        etag=m.etag, run=ctx.run_id))
-              for m in members if m.target_id for f in m.sources]
+    writes = journal_writes(ctx, members, state)
     if not writes:
         return
     stored = ctx.client.upsert_metadata(writes, bulk=ctx.caps.bulk_metadata)

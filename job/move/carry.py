@@ -11,7 +11,7 @@ from job import journal, ledger
 from job.immich import errors
 from job.move import read
 from job.move.context import Identity, Member, RunContext
-from job.record import Conflict, Record, blocking, merge, record_of
+from job.record import Conflict, Policy, Record, blocking, merge, record_of
 from job.writes import Write, WriteKind, writes_for
 
 
@@ -42,7 +42,18 @@ def carry(ctx: RunContext, member: Member, before: Record | None) -> None:
     # each source added to its list, with its own record before the job's first write to it: that
     # marker is written before anything else, so that an undo knows what was there before.
     expected = ledger.to_json(member.expected)
-    sent = member.created and (member.provenance and member.sent_expected == expected or not member.transferred)
+    if member.created and member.provenance:  # uploaded now, its provenance with it
+        sent = member.sent_expected == expected
+    else:
+        # Read again, under the target's lock (phase two): another unit may have written it since this one
+        # read it (the same photo at two paths). What the target must hold is every source's: the values
+        # verified for the others stay in it, or verify and the trash watch would compare with less than
+        # the target holds; a value curated since (a later run's finish) joins it.
+        member.marker = journal.value_of(ctx.client.metadata_of(target))
+        prior = ledger.from_json((member.marker or {}).get("expected"))
+        if prior is not None:
+            expected = ledger.to_json(merge(member.expected, prior, Policy.EXTERNAL)[0])
+        sent = member.created and member.marker is not None and member.marker.get("expected") == expected
     if not sent:
         marker, prior = member.marker, None if member.created else ledger.to_json(before)
         for f in member.sources:

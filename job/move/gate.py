@@ -218,13 +218,31 @@ class Gate:
             by_user.setdefault(pending.unit.user, []).extend(pending.source_ids)
         failures = {}
         for user, ids in by_user.items():
+            ctx = self.ctxs.get(user) or next(iter(self.ctxs.values()))
             try:
-                (self.ctxs.get(user) or next(iter(self.ctxs.values()))).client.delete_assets(ids, force=self.force)
+                ctx.client.delete_assets(ids, force=self.force)
             except errors.ImmichError as exc:
                 failures[user] = exc
                 continue
             self.worked = True
+            if not self.force:
+                self._journal_trashed(ctx, [p for p in passing if p.unit.user == user])
         return failures
+
+    @staticmethod
+    def _journal_trashed(ctx: RunContext, trashed: list[Pending]) -> None:
+        """What the trash watch proves again until Immich purges the trash (job/run/watch.py): each source
+        just trashed, journalled with its target and the bytes moved, and its claim released (the unit has
+        ended: a source the watch restores is free for the next move). One request, after the delete: it
+        adds nothing to the instant between the gate's last read and the delete."""
+        writes = bring.journal_writes(ctx, [m for p in trashed for m in p.members], journal.State.TRASHED)
+        writes += [(i, journal.CLAIM_KEY, journal.Claim(p.claim.run, p.claim.unit, 0.0).value())
+                   for p in trashed if p.claim is not None for i in p.claim_ids]
+        try:
+            ctx.client.upsert_metadata(writes, bulk=ctx.caps.bulk_metadata)
+        except errors.ImmichError as exc:
+            log.warning("could not journal %d trashed source(s) for the trash watch (%s): a change made at the moment "
+                        "of their delete is not looked for", len(writes), exc)
 
     @staticmethod
     def let_go_of_copies(ctx: RunContext, copies: list[tuple[str, dict | None, list[str]]]) -> dict[str, Verdict]:

@@ -16,7 +16,7 @@ from job.immich.models import Asset
 from job.move.context import Member, Pending
 from job.move.evidence import Evidence, FileNow
 from job.outcome import Hold, Outcome, Stage
-from job.record import Policy, differences, merge, record_of
+from job.record import Policy, Record, differences, merge, record_of
 
 
 class Ruling(str, Enum):
@@ -135,6 +135,36 @@ def disproof(target: Asset, sha1: str, size: int, user_id: str, source: Asset | 
                 "the file changed on disk since the last library scan; rescan the library and run again")
     return ""
 
+
+
+# What a user can change on an asset in the instant between the gate's last read and the delete, which
+# the trash watch proves afterwards (links, stacks, faces, edits and covers are the job's own doing there).
+WATCHED_FIELDS = ("favorite", "visibility", "description", "rating", "taken_at", "time_zone", "gps", "tags", "albums",
+                  "metadata")
+
+
+def trash_verdict(entry: dict, hashed: tuple[str, int] | None, now: Record | None, expected: Record | None) -> str:
+    """Why a source the gate trashed must come back from the trash before Immich purges it ('' when its
+    move still holds): `entry` its journal (the bytes moved), `hashed` its file hashed now (None: its ETag
+    had not changed), `now` its record read now and `expected` what the target was verified to hold
+    (None, None: only the file is checked)."""
+    if hashed is not None and hashed != (entry.get("sha1"), entry.get("size")):
+        return (f"its file changed on disk after the move ({hashed[1]} bytes of other content than the "
+                f"{entry.get('size')} bytes copied): restored so that Immich's purge cannot delete the new bytes; "
+                "after Immich's next library scan a run moves them as a new version")
+    if now is not None and expected is not None:
+        new = [d for d in differences(now, expected) if d.field in WATCHED_FIELDS]
+        if new:
+            return ("curated at the moment of its move, after the last check: "
+                    + "; ".join(f"{d.field} {_show_value(d.first)}" for d in new)
+                    + ": restored so that a run carries it to the internal copy (this run, unless it stops first)")
+    return ""
+
+
+def _show_value(value: object) -> str:
+    if isinstance(value, frozenset):
+        return "{" + ", ".join(sorted(str(v) for v in value)) + "}"
+    return repr(value)
 
 
 def _target_now(member: Member, target: Asset | None, pending: Pending, user_id: str) -> Verdict:

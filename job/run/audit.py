@@ -27,6 +27,7 @@ from job.record import LIVE, SELF, Record, differences, record_of
 from job.report import Report
 from job.run.recorder import Recorder
 from job.run.runner import Runner
+from job.run.watch import watch_trash
 from job.transfer import hash_original
 
 log = logging.getLogger("ext2int")
@@ -37,6 +38,7 @@ def verify(runner: Runner) -> Report:
     report = runner.new_report(Command.VERIFY)
     ctxs = runner.contexts("verify", report, None, links=False)
     record = Recorder(report, runner.observer, runner.halt)
+    watch_trash(runner.crew.keyholders, ctxs, settings, report, restore=False)  # says what a run would restore
     for keyholder in runner.crew.keyholders:
         ctx = ctxs[keyholder.user_id]
         found = list(copies(ctx, keyholder.libraries, str(settings.run_id) if settings.run_id else None))

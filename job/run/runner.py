@@ -32,6 +32,7 @@ from job.report import Report
 from job.run.crew import Crew, memory_map, remaining, shared_link_map
 from job.run.flight import Flight
 from job.run.recorder import Observer, Recorder
+from job.run.watch import watch_trash
 from job.run.listing import Feed, Listing, LiveIndex, page_size_for
 from job.run.pressure import BackPressure
 from job.settings import DeleteMode, Settings
@@ -102,6 +103,7 @@ class Runner:
         report.stopped_because = self.pressure.wait(report, lambda: self.stop_reason)
         try:
             if not report.stopped_because:
+                watch_trash(self.crew.keyholders, batch.ctxs, settings, report, restore=True)  # first: see watch.py
                 batch.take_units()
             self._drain(batch.flight, batch.finished, batch.gate, batch.feed, batch.start)
         finally:

@@ -57,6 +57,7 @@ class Route:
 ROUTES = [
     Route("GET", "/server/version", "server_version", None),
     Route("GET", "/server/features", "server_features", None),
+    Route("GET", "/server/config", "server_config", None),
     Route("GET", "/server/ping", "ping", None),
     Route("GET", "/users/me", "users_me", "user.read"),
     Route("GET", "/admin/users", "admin_users", "adminUser.read", admin=True),
@@ -573,6 +574,10 @@ def _asset_of(world: World, call: Call, asset_id: str, permission: str = "asset.
     return asset
 
 
+def _instant(text: str) -> float:
+    return __import__("datetime").datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
 def _ids_of(world: World, call: Call, ids: list[str], permission: str):
     return [_asset_of(world, call, i, permission) for i in ids]
 
@@ -584,6 +589,13 @@ class Routes:
     def server_version(world: World, call: Call):
         major, minor, patch = world.version
         return {"major": major, "minor": minor, "patch": patch, "prerelease": None}
+
+    @staticmethod
+    def server_config(world: World, call: Call):
+        """server.service getConfig: the trash days among the public settings."""
+        return {"trashDays": world.trash_days, "loginPageMessage": "", "isInitialized": True, "isOnboarded": True,
+                "externalDomain": "", "publicUsers": True, "mapDarkStyleUrl": "", "mapLightStyleUrl": "",
+                "oauthButtonText": "", "userDeleteDelay": 7, "maintenanceMode": False}
 
     @staticmethod
     def server_features(world: World, call: Call):
@@ -726,6 +738,9 @@ class Routes:
             return body
         flat = {k: v for k, v in body.items() if k != "filter"}
         for name, comparison in tree.items():
+            if name == "trashedAt":  # a time window: DateFilterNullable {gte, lte}
+                flat.update({{"gte": "trashedAfter", "lte": "trashedBefore"}[op]: v for op, v in comparison.items()})
+                continue
             (op, value), = comparison.items()
             if (name, op) not in {("libraryId", "eq"), ("originalPath", "eq"), ("checksum", "eq"), ("id", "eq"),
                                   ("albumIds", "any"), ("isMotion", "eq"), ("originalPath", "startsWith"),
@@ -756,8 +771,13 @@ class Routes:
             assets = [a for a in assets if a.id == body["id"]]
         if "isMotion" in body:  # livePhotoVideoId is (not) null
             assets = [a for a in assets if (a.live_photo_video_id is not None) == body["isMotion"]]
-        if not body.get("withDeleted"):
+        # searchAssetBuilder: `withDeleted ||= !!(trashedAfter || trashedBefore || isOffline)`
+        if not (body.get("withDeleted") or body.get("trashedAfter") or body.get("trashedBefore") or body.get("isOffline")):
             assets = [a for a in assets if a.deleted_at is None]
+        for name, keep in (("trashedAfter", lambda at, bound: at >= bound), ("trashedBefore", lambda at, bound: at <= bound)):
+            if body.get(name):  # asset.deletedAt >= / <= the bound: live assets (null) never match
+                bound = _instant(body[name])
+                assets = [a for a in assets if a.deleted_at is not None and keep(a.deleted_at, bound)]
         visibility = body.get("visibility")
         assets = [a for a in assets if (a.visibility == visibility if visibility else a.visibility != "locked")]
         if body.get("checksum"):
@@ -918,6 +938,8 @@ class Routes:
     def delete_assets(world: World, call: Call):
         body = call.json()
         assets = _ids_of(world, call, body.get("ids", []), "asset.delete")
+        if world.at_delete is not None:  # a test's seam: what a user or a sync tool does at this very moment
+            world.at_delete(assets)
         world.trash(assets, force=bool(body.get("force")))
         return 204, None
 

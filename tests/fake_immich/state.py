@@ -281,6 +281,7 @@ class World:
         self.removed_files: list[tuple[str, Blob, str]] = []  # (path, content, owner of the asset whose deletion removed it)
         self.real_files: set[str] = set()  # files a scan read from the real file system (the contract test's)
         self.trash_days = 30
+        self.at_delete = None  # a test's seam: called with the assets of a DELETE /assets before it applies
         self.embedded: dict[bytes, Embedded] = {}  # sha1 -> what the file says
         self.queue_backlog: Any = None  # int, or a callable returning {queue: jobs}
         self.extraction_delay = 0.0
@@ -400,6 +401,11 @@ class World:
             if self.real(path) not in self.disk and not asset.is_offline:
                 asset.is_offline = True
                 asset.deleted_at = asset.deleted_at or time.time()
+            elif self.real(path) in self.disk and self.disk_mtime[self.real(path)] != asset.file_modified_at:
+                # library.service checkExistingAsset: a new mtime is an UPDATE, trashed assets too; the
+                # metadata extraction it queues records the file's new date and size
+                asset.file_modified_at = self.disk_mtime[self.real(path)]
+                asset.blob = self.disk[self.real(path)]
         return imported
 
     def _import(self, library: Library, path: str) -> Asset:
