@@ -71,7 +71,7 @@ class Mover:
                 if isinstance(result, Pending) and self.gate is not None:
                     # judged and deleted now, while the stack is locked; unless the same file waits for
                     # another user's asset of it: then it waits at the gate like any other unit
-                    if not self.gate.release([result], park=False):
+                    if not any(p is result for p in self.gate.release([result], park=False)):
                         return result
         return outcome
 

@@ -143,11 +143,16 @@ class Gate:
 
     def release(self, batch: list[Pending], park: bool = True) -> list[Pending]:
         """Judge the units of `batch` now (and the parked ones, whose partners may have come), delete
-        those that pass, per user in one request; return the units whose fate is known (each outcome
-        says it). With `park` False, a unit whose partners have not come is returned to no one: the
-        caller submits it again later."""
+        those that pass, per user in one request; return the units of `batch` whose fate is known (each
+        outcome says it): the caller records them. Parked units decided now are recorded here. With `park`
+        False, a unit whose partners have not come is returned to no one: the caller submits it again later."""
         with self._releasing:
-            return self._release(batch, park)
+            decided = self._release(batch, park)
+        mine = {id(p) for p in batch}
+        for pending in decided:
+            if id(pending) not in mine:
+                self.account(pending.outcome)
+        return [p for p in decided if id(p) in mine]
 
     def _release(self, batch: list[Pending], park: bool) -> list[Pending]:
         started = SYSTEM.monotonic()
