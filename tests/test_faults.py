@@ -237,3 +237,19 @@ def test_without_job_create_the_job_says_how_to_read_the_asset_and_waits(fake, s
     assert result.code == 0 and result.counts()["waiting"] == 1
     assert "asked to again" in result.outcomes("waiting")[0]["reason"]
     assert "job.create" in result.stderr and "Refresh metadata" in result.stderr
+
+
+def test_a_claim_too_slow_to_prove_waits_and_gives_its_claims_back(fake, scene, run_job):
+    """Every claim write slower than two thirds of EXT2INT_CLAIM_WAIT: no proof, so the unit waits (it
+    is not 'claimed by another run'), and the claims it wrote are given back at once: the next run moves
+    it, without waiting EXT2INT_CLAIM_TTL (found by the long property run on a loaded machine)."""
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    fake.faults.add(method="PUT", route="/assets/metadata", nth=1, times=3, action="delay", seconds=0.5)
+
+    first = run_job(scene.env())
+
+    assert [(o["path"], o["kind"]) for o in first.outcomes()] == [(photo.original_path, "waiting")]
+    assert "too slowly to claim it safely" in first.outcomes("waiting")[0]["reason"]
+    second = run_job(scene.env())  # the same moment: no claim of the first run stands in the way
+    assert second.counts()["uploaded"] == 1, second.stderr

@@ -29,7 +29,7 @@ from job.clock import SYSTEM
 from job.immich import errors
 from job.immich.models import MetadataItem
 from job.journal import CLAIM_KEY, Claim
-from job.move.context import RunContext
+from job.move.context import RunContext, Waiting
 
 
 SLOW_TRANSFER = 1024 * 1024  # bytes per second a claim allows for, so that a huge video's claim lasts its move
@@ -39,8 +39,8 @@ def take(ctx: RunContext, ids: list[str], unit: str, size: int = 0,
          known: tuple[float, dict[str, tuple[MetadataItem, ...]]] | None = None,
          over: frozenset[str] = frozenset()) -> tuple[Claim, float] | None:
     """Steps 1 and 2 for the assets `ids`, whose files hold `size` bytes. Returns our claim and when it
-    was written (monotonic), or None when another live claim holds one of them (or Immich answered too
-    slowly to claim safely). The claim lasts EXT2INT_CLAIM_TTL, plus the time to move the bytes twice
+    was written (monotonic), or None when another live claim holds one of them; raises TooSlow (a wait:
+    a later run tries again) when Immich answered too slowly to claim safely. The claim lasts EXT2INT_CLAIM_TTL, plus the time to move the bytes twice
     (the transfer and the gate's hash) at SLOW_TRANSFER: a big file's unit keeps its claim to the end.
 
     `known`: the key/values of `ids` as the read step fetched them, with the (system) time that read
@@ -64,7 +64,18 @@ def take(ctx: RunContext, ids: list[str], unit: str, size: int = 0,
         written = SYSTEM.monotonic()
         if written - started <= limit:
             return mine, written
-    return None
+    # Too slow three times: no proof, so no acting. The claims written meanwhile are ours and would keep
+    # every run off these assets until they expire (seen in the long property run on a loaded machine):
+    # give back those still ours. Writing over one another holder wrote meanwhile only makes that holder
+    # back off at its step 3: never two acting.
+    current = read(ctx, ids)
+    release(ctx, mine, [i for i in ids if mine.same_holder(current[i])])
+    raise TooSlow(f"Immich answered too slowly to claim it safely (a read and a write took more than "
+                  f"{limit:.1f}s, two thirds of EXT2INT_CLAIM_WAIT): a later run tries again")
+
+
+class TooSlow(Waiting):
+    """Claiming could not be proven safe in time: nothing was done, and the claims are given back."""
 
 
 def confirm(ctx: RunContext, claim: Claim, ids: list[str], written: float) -> bool:

@@ -110,10 +110,10 @@ def _take_back_all(ctx: RunContext, batch: list[tuple[Move, Outcome]], account: 
         ids = list(move.sources)
         try:
             taken.append(claim.take(ctx, ids, ids[0], over=frozenset(i for i, a in move.sources.items() if a.isTrashed)))
-        except errors.ImmichError as exc:
+        except (errors.ImmichError, claim.TooSlow) as exc:
             taken.append(exc)
     for (move, outcome), claimed in zip(batch, taken):
-        if isinstance(claimed, errors.ImmichError):
+        if isinstance(claimed, (errors.ImmichError, claim.TooSlow)):
             outcome.fail(Stage.CLAIM, f"undo stopped: {claimed}; run it again to finish")
         elif claimed is None:
             outcome.skip(Skip.CLAIMED)
