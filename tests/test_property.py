@@ -168,8 +168,12 @@ def run_to_completion(scene, run_job, env, clock=None) -> set[str]:
         result = run_job(env, clock=clock)
         assert result.code in (0, 1), result.stderr
         held = {o["asset_id"] for o in result.outcomes("held")}
+        # "claimed" is transient: a claim write of a dead process that Immich applied late (a request the
+        # job had given up on) can meet this run's claim and make it back off, as the protocol wants; the
+        # next run takes the unit. A claim that never ends would exhaust the runs allowed, and fail.
+        claimed = any(o["reason"] == "claimed" for o in result.outcomes("skipped"))
         if not result.outcomes("uploaded") and not result.outcomes("merged") and not result.outcomes("failed") \
-                and not result.outcomes("waiting"):
+                and not result.outcomes("waiting") and not claimed:
             with scene.world.lock:
                 videos = {scene.world.assets[i].live_photo_video_id for i in held if i in scene.world.assets}
             return held | {v for v in videos if v}
