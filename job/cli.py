@@ -42,7 +42,7 @@ commands:
 Configuration comes from environment variables only (IMMICH_URL, IMMICH_API_KEY, EXT2INT_*): see README.md.
 exit codes: 0 done, 1 some assets failed (verify: some copy is damaged), 2 configuration or usage error,
 3 server unreachable, not Immich, too old, or the key refused.""".format(
-    commands="\n".join(f"  {c.value:<10} {c.help}" for c in Command if c.help))
+    commands="\n".join(f"  {c.value:<10} {c.text}" for c in Command if c.text))
 
 
 def main(argv: list[str] | None = None, clock: Clock = SYSTEM) -> int:

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from job.values import Worded
 
 
-class Command(str, Enum):
+class Command(Worded):
     RUN = "run", "one batch, then exit (or run on EXT2INT_SCHEDULE when it is set)"
     PLAN = "plan", "what `run` would do, changing nothing"
     LIBRARIES = "libraries", "the libraries this API key can see, and whether it may migrate them"
@@ -14,12 +14,6 @@ class Command(str, Enum):
     VERIFY = "verify", "prove again every moved asset's bytes and curation, changing nothing"
     UNDO = "undo", "take moves back while Immich's trash holds their external assets (undo-plan: preview it)"
     UNDO_PLAN = "undo-plan", ""
-
-    def __new__(cls, value: str, help_text: str) -> Command:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.help = help_text
-        return member
 
     def __str__(self) -> str:  # in messages and the report: its name as typed
         return self.value

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from job.values import Worded
+
 
 class Kind(str, Enum):
     UPLOADED = "uploaded"
@@ -68,15 +70,9 @@ RUN_KINDS = tuple(k for k, info in KINDS.items() if info.run)  # what a move end
 assert set(KINDS) == set(Kind)
 
 
-class Reason(str, Enum):
+class Reason(Worded):
     """A reason written once: its value (in the report and the metrics' label) with its text (for a
     person)."""
-
-    def __new__(cls, value: str, text: str) -> Reason:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.text = text
-        return member
 
 
 class Skip(Reason):

@@ -68,14 +68,15 @@ class Values:
     names = ("", "")
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.names[0]} {_show(self.first)}, {self.names[1]} {_show(self.second)}"
+        return f"{self.field}: {self.names[0]} {show_value(self.first)}, {self.names[1]} {show_value(self.second)}"
 
 
 class Difference(Values):
     names = ("expected", "found")
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A value as a person reads it: a set as {a, b}, anything else as its repr."""
     if isinstance(value, frozenset):
         return "{" + ", ".join(sorted(str(v) for v in value)) + "}"
     return repr(value)

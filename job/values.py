@@ -15,6 +15,16 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 
+class Worded(str, Enum):
+    """An enum whose members are written once with their words: `Member = "value", "text"`."""
+
+    def __new__(cls, value: str, text: str) -> Worded:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.text = text
+        return member
+
+
 class DeleteMode(str, Enum):
     TRASH = "trash"  # to Immich's trash: restorable until the trash is emptied
     FORCE = "force"  # for good, now

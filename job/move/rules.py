@@ -16,7 +16,7 @@ from job.immich.models import Asset
 from job.move.context import Member, Pending
 from job.move.evidence import Evidence, FileNow
 from job.outcome import Hold, Outcome, Stage
-from job.record import Policy, Record, differences, merge, record_of
+from job.record import Policy, Record, differences, merge, record_of, show_value
 
 
 class Ruling(str, Enum):
@@ -156,15 +156,9 @@ def trash_verdict(entry: dict, hashed: tuple[str, int] | None, now: Record | Non
         new = [d for d in differences(now, expected) if d.field in WATCHED_FIELDS]
         if new:
             return ("curated at the moment of its move, after the last check: "
-                    + "; ".join(f"{d.field} {_show_value(d.first)}" for d in new)
+                    + "; ".join(f"{d.field} {show_value(d.first)}" for d in new)
                     + ": restored so that a run carries it to the internal copy (this run, unless it stops first)")
     return ""
-
-
-def _show_value(value: object) -> str:
-    if isinstance(value, frozenset):
-        return "{" + ", ".join(sorted(str(v) for v in value)) + "}"
-    return repr(value)
 
 
 def _target_now(member: Member, target: Asset | None, pending: Pending, user_id: str) -> Verdict:
