@@ -190,7 +190,7 @@ def execute(settings: Settings, command: Command, metrics: Metrics, signals: Sig
             crew.close()
     transports = [k.session.client.t for k in crew.keyholders]
     report.requests = {"total": sum(t.total_requests for t in transports), "mutating": sum(t.mutating_requests for t in transports),
-                       "byRoute": _by_route(transports)}
+                       "claimRenewals": report.claim_renewals, "byRoute": _by_route(transports)}
     if command is Command.RUN:
         metrics.record_run(report, report.requests["total"])
     elif command.audit:

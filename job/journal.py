@@ -159,5 +159,7 @@ def claim_blocks(current: Claim | None, mine: Claim, now: float) -> bool:
 def claim_holds(current: Claim | None, mine: Claim, now: float, margin: float) -> bool:
     """Is `mine` still the claim on the asset, with at least `margin` seconds left? The holder stops
     acting that long before the expiry, so that another process whose clock runs ahead by less than
-    `margin` never sees the claim expired while the holder still acts on it."""
-    return mine.same_holder(current) and current is not None and now + margin < current.until
+    `margin` never sees the claim expired while the holder still acts on it. The end is the earlier of
+    the asset's and `mine`'s: a renewal the holder did not see Immich take in time does not count
+    (job/move/held.py)."""
+    return mine.same_holder(current) and current is not None and now + margin < min(current.until, mine.until)

@@ -38,6 +38,7 @@ class Report:
     key_problems: int = 0  # keys that could not be used (their users' parts stopped; the notes say why)
     notes: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)  # sent to Immich: total, mutating
+    claim_renewals: int = 0  # requests that renewed the claims of units in flight (job/move/held.py)
     trash: dict[str, int] = field(default_factory=dict)  # the trash watch: looked, proven, checked, restored
     run_id: str = ""  # names this run in the journals and provenance it writes
     albums_touched: int = 0  # plan: albums holding an asset that would move

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     path_aliases: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(default=(), validation_alias="EXT2INT_PATH_ALIASES")
     rehash_after: Annotated[float, NoDecode] = Field(default=600.0, validation_alias="EXT2INT_REHASH_AFTER")
     claim_wait: Annotated[float, NoDecode] = Field(default=2.0, validation_alias="EXT2INT_CLAIM_WAIT")
-    claim_ttl: Annotated[float, NoDecode] = Field(default=1800.0, validation_alias="EXT2INT_CLAIM_TTL")
+    claim_ttl: Annotated[float, NoDecode] = Field(default=120.0, validation_alias="EXT2INT_CLAIM_TTL")
     trash_watch: Annotated[float, NoDecode] = Field(default=172800.0, validation_alias="EXT2INT_TRASH_WATCH")
     report_path: Path | None = Field(default=None, validation_alias="EXT2INT_REPORT")
     run_id: UUID | None = Field(default=None, validation_alias="EXT2INT_RUN_ID")  # verify, undo: one run's moves

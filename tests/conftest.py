@@ -19,7 +19,9 @@ from tests.fake_immich import FakeImmich, Scene
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "ext2int-CANARY-key-0b4f6e"  # an API key that must never appear in any output
-CLAIMS_EXPIRED = 3600.0  # seconds later than a killed run: its claims (EXT2INT_CLAIM_TTL, 30 min) have expired
+# seconds later than a killed run: its claims (EXT2INT_CLAIM_TTL, 2 min past their last renewal) have expired, so
+# the next run, a few minutes after a crash, moves what the dead one left
+CLAIMS_EXPIRED = 150.0
 
 # Hypothesis caches what it parsed from source files under ./.hypothesis: keep the source tree clean
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "immich-ext2int-hypothesis")

@@ -253,3 +253,100 @@ def test_a_claim_too_slow_to_prove_waits_and_gives_its_claims_back(fake, scene, 
     assert "too slowly to claim it safely" in first.outcomes("waiting")[0]["reason"]
     second = run_job(scene.env())  # the same moment: no claim of the first run stands in the way
     assert second.counts()["uploaded"] == 1, second.stderr
+
+
+def _beside(steps):
+    """The test's own steps in a thread beside the run (the job takes signals: it runs in the main one)."""
+    import threading
+
+    failed: list[BaseException] = []
+
+    def body():
+        try:
+            steps()
+        except BaseException as exc:  # noqa: BLE001 - shown by the test
+            failed.append(exc)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread, failed
+
+def _until(condition, what: str) -> None:
+    """Wait for an event of the run (a request landing), not for a duration."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.01)
+
+
+def _claim_writes(fake) -> int:
+    return len([r for r in fake.requests("PUT", "/assets/metadata") if r.status == 200])
+
+
+def test_a_unit_in_flight_longer_than_its_claim_renews_it_and_moves(fake, scene, run_job):
+    """Claims last EXT2INT_CLAIM_TTL (2 minutes) so that a dead run's units are free in minutes; a live
+    run renews the claims of its units in flight. A download held for 160 s of the run's time (longer
+    than the claim) still ends in a move, after one renewal per 40 s (one request each)."""
+    from tests.clock import Later
+
+    lib = scene.library()
+    scene.photo(lib, "a.jpg")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    held = fake.faults.add("hold", method="GET", route="/assets/{id}/original", nth=1)
+    clock = Later()
+
+    def steps():
+        try:
+            _until(lambda: fake.requests("GET", "/assets/{id}/original"), "the download")
+            for _ in range(4):
+                writes = _claim_writes(fake)
+                clock.advance(40)
+                _until(lambda: _claim_writes(fake) > writes, "a renewal")
+        finally:
+            held.release()
+
+    thread, failed = _beside(steps)
+    result = run_job(scene.env(), clock=clock)
+    thread.join(60)
+    assert not failed, failed
+    assert result.code == 0 and result.counts()["uploaded"] == 1, result.report["outcomes"]
+    assert result.report["requests"]["claimRenewals"] == 4
+    check(scene.world, snap)
+
+
+def test_a_renewal_immich_answers_too_late_does_not_count(fake, scene, run_job):
+    """A renewal counts only when Immich answered it while the claim it renews still had more than its
+    margin left (else it may have landed after another run took the asset). Here its answer comes when
+    20 s of the claim are left (the margin is 30 s): the asset shows the renewed claim, but the run goes
+    by the old one, and its gate leaves the source alone; the next run finishes the move."""
+    from tests.clock import Later
+
+    lib = scene.library()
+    scene.photo(lib, "a.jpg")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    held = fake.faults.add("hold", method="GET", route="/assets/{id}/original", nth=1)
+    clock = Later()
+
+    def steps():
+        try:
+            _until(lambda: fake.requests("GET", "/assets/{id}/original"), "the download")
+            writes = _claim_writes(fake)
+            fake.faults.add("notify", method="PUT", route="/assets/metadata", nth=1)
+            fake.on_notify = lambda: clock.advance(60)  # the renewal's answer takes a minute of the run's time
+            clock.advance(40)
+            _until(lambda: _claim_writes(fake) > writes, "the late renewal")
+        finally:
+            held.release()
+
+    thread, failed = _beside(steps)
+    result = run_job(scene.env(), clock=clock)
+    thread.join(60)
+    assert not failed, failed
+    assert result.counts()["uploaded"] == 0 and result.counts()["waiting"] == 1, result.report["outcomes"]
+    assert "claim on the asset ran out" in result.outcomes("waiting")[0]["reason"]
+    check(scene.world, snap, require_done=False)
+    fake.faults.clear()
+    assert run_job(scene.env(), clock=Later(clock.offset + 200)).counts()["uploaded"] == 1
+    check(scene.world, snap)

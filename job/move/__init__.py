@@ -104,7 +104,7 @@ class Mover:
         ids = [i for m in members for i in m.ids]
         with self._step(outcome, stage, Stage.CLAIM):
             known = (read_at, {f.asset.id: f.metadata for m in members for f in m.sources})
-            taken = claim.take(ctx, ids, unit.asset.id, size=sum(m.source.asset.size or 0 for m in members), known=known)
+            taken = claim.take(ctx, ids, unit.asset.id, known=known)
         if taken is None:
             return outcome.skip(Skip.CLAIMED)
         pending = Pending(outcome, stage, unit, members, identity(members), taken[0], ids, taken[1])

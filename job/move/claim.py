@@ -14,9 +14,18 @@ Why at most one holder acts: suppose A and B both read back their own claim on a
 A's write took effect first. B's write must have come after A's step-3 read (else A would have read
 B's claim), so at least W after A's write; B's step-1 read came at most D before B's write, so more than
 W - D > 0 after A's write: B read A's live claim and stopped at step 1. A contradiction.
-A crashed holder's claim expires by itself after EXT2INT_CLAIM_TTL. Claims compare wall-clock times
-across processes: a holder stops acting when less than Settings.claim_margin of its claim is left, so
-clocks that disagree by less than that (NTP keeps them far closer) cannot let two processes act.
+A crashed holder's claim expires by itself after EXT2INT_CLAIM_TTL (2 minutes): a live holder renews
+its claims while their units are in flight (`job/move/held.py`), so the TTL bounds only how long a dead run's
+claims stand. Claims compare wall-clock times across processes: a holder stops acting when less than
+Settings.claim_margin of its claim is left, so clocks that disagree by less than that (NTP keeps them
+far closer) cannot let two processes act.
+
+Why renewing keeps this: a renewal is a write over our own live claim, with no read before it. It counts
+(the holder acts longer) only when Immich answered it while the claim it renews still had more than the
+margin left: then it landed while the old claim stood, when nobody else could have claimed the asset.
+A renewal answered too late, or not at all, does not count: the holder stops at the old claim's end.
+If such a write lands after another run took the asset, the other run reads our claim at its step 3 or
+at its gate and backs off: never two acting, only a wait until it expires.
 
 D and W are real elapsed time (other processes live in it), so they are measured with the system's
 clock, never the run's test seam; the expiry is the seam's wall-clock time (tests let claims expire).
@@ -32,23 +41,21 @@ from job.journal import CLAIM_KEY, Claim
 from job.move.context import RunContext, Waiting
 
 
-SLOW_TRANSFER = 1024 * 1024  # bytes per second a claim allows for, so that a huge video's claim lasts its move
-
-
-def take(ctx: RunContext, ids: list[str], unit: str, size: int = 0,
+def take(ctx: RunContext, ids: list[str], unit: str,
          known: tuple[float, dict[str, tuple[MetadataItem, ...]]] | None = None,
-         over: frozenset[str] = frozenset()) -> tuple[Claim, float] | None:
-    """Steps 1 and 2 for the assets `ids`, whose files hold `size` bytes. Returns our claim and when it
-    was written (monotonic), or None when another live claim holds one of them; raises TooSlow (a wait:
-    a later run tries again) when Immich answered too slowly to claim safely. The claim lasts EXT2INT_CLAIM_TTL, plus the time to move the bytes twice
-    (the transfer and the gate's hash) at SLOW_TRANSFER: a big file's unit keeps its claim to the end.
+         over: frozenset[str] = frozenset(), also: list[tuple[str, str, dict]] | None = None) -> tuple[Claim, float] | None:
+    """Steps 1 and 2 for the assets `ids`. Returns our claim and when it was written (monotonic), or
+    None when another live claim holds one of them; raises TooSlow (a wait: a later run tries again)
+    when Immich answered too slowly to claim safely. The claim lasts EXT2INT_CLAIM_TTL and is renewed
+    while its unit is in flight (`job/move/held.py`), until it is released.
 
     `known`: the key/values of `ids` as the read step fetched them, with the (system) time that read
     began: step 1's read when it is recent enough, saving a request per asset. `over`: ids whose current
     claim does not block (an undo's trashed sources: a move that trashed a source is done with it, its
-    claim only lingers until it expires)."""
+    claim only lingers until it expires). `also`: key/values written in the same request as the claim
+    (the journal's upload intent: see bring.intent)."""
     limit = ctx.settings.claim_read_write
-    life = ctx.settings.claim_ttl + 2 * size / SLOW_TRANSFER
+    life = ctx.settings.claim_ttl
     for attempt in range(3):
         mine = Claim(ctx.run_id, unit, ctx.clock.time() + life)
         if attempt == 0 and known is not None and set(ids) <= set(known[1]):
@@ -60,9 +67,11 @@ def take(ctx: RunContext, ids: list[str], unit: str, size: int = 0,
         now = ctx.clock.time()
         if any(journal.claim_blocks(current[i], mine, now) for i in ids if i not in over):
             return None
-        ctx.client.upsert_metadata([(i, CLAIM_KEY, mine.value()) for i in ids], bulk=ctx.caps.bulk_metadata)
+        ctx.client.upsert_metadata([(i, CLAIM_KEY, mine.value()) for i in ids] + (also or []),
+                                   bulk=ctx.caps.bulk_metadata)
         written = SYSTEM.monotonic()
         if written - started <= limit:
+            ctx.held.add(ctx, mine, ids)
             return mine, written
     # Too slow three times: no proof, so no acting. The claims written meanwhile are ours and would keep
     # every run off these assets until they expire (seen in the long property run on a loaded machine):
@@ -87,18 +96,24 @@ def confirm(ctx: RunContext, claim: Claim, ids: list[str], written: float) -> bo
 
 
 def holds(ctx: RunContext, claim: Claim | None, metadata: tuple[MetadataItem, ...] | None) -> bool:
-    """Is `claim` still the one on an asset whose key/values are `metadata`, with time to spare?"""
+    """Is `claim` still the one on an asset whose key/values are `metadata`, with time to spare? Its
+    end is the last one this process saw Immich take in time (a renewal that came back too late does
+    not count, even when the asset shows it)."""
     current = Claim.of(journal.value_of(metadata, CLAIM_KEY))
-    return claim is not None and journal.claim_holds(current, claim, ctx.clock.time(), ctx.settings.claim_margin)
+    return claim is not None and journal.claim_holds(current, ctx.held.latest(claim), ctx.clock.time(),
+                                                     ctx.settings.claim_margin)
 
 
 def release(ctx: RunContext, claim: Claim | None, ids: list[str]) -> None:
     """Let others take the assets at once: our claims, expired. Only written while they are still ours
     and alive (nobody else writes over a live claim), so this never clobbers another holder's."""
-    if claim is None or not ids or ctx.clock.time() + ctx.settings.claim_margin >= claim.until:
+    if claim is None or not ids:
         return
-    over = Claim(claim.run, claim.unit, 0.0)
-    ctx.client.upsert_metadata([(i, CLAIM_KEY, over.value()) for i in ids], bulk=ctx.caps.bulk_metadata)
+    with ctx.held.ending(claim) as latest:
+        if ctx.clock.time() + ctx.settings.claim_margin >= latest.until:
+            return
+        over = Claim(claim.run, claim.unit, 0.0)
+        ctx.client.upsert_metadata([(i, CLAIM_KEY, over.value()) for i in ids], bulk=ctx.caps.bulk_metadata)
 
 
 def let_go(ctx: RunContext, claim: Claim | None, ids: list[str]) -> None:
@@ -108,7 +123,7 @@ def let_go(ctx: RunContext, claim: Claim | None, ids: list[str]) -> None:
         release(ctx, claim, ids)
     except errors.ImmichError:
         if claim is not None and ids:
-            ctx.unreleased.append((claim, ids))
+            ctx.unreleased.append((ctx.held.latest(claim), ids))
         raise
 
 
@@ -129,3 +144,4 @@ def release_left(ctx: RunContext) -> int:
 def read(ctx: RunContext, ids: list[str]) -> dict[str, Claim | None]:
     values = ctx.fan(*[(lambda i=i: ctx.client.metadata_of(i)) for i in ids])
     return {i: Claim.of(journal.value_of(items, CLAIM_KEY)) for i, items in zip(ids, values)}
+

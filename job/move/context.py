@@ -15,6 +15,7 @@ from job.facts import Facts
 from job.immich.client import Capabilities, ImmichClient
 from job.immich.models import Asset
 from job.journal import Claim
+from job.move.held import Held
 from job.outcome import Outcome, Stage
 from job.paths import media_root
 from job.record import LIVE, SELF, Record
@@ -55,6 +56,7 @@ class RunContext:
     peers: dict[str, ImmichClient] = field(default_factory=dict)  # the run's other users' clients, by user id (reads)
     unreleased: list[tuple[Claim, list[str]]] = field(default_factory=list)  # claims of ended units Immich did not take back
     targets: TargetLocks = field(default_factory=lambda: TargetLocks())  # one unit at a time carries to a target
+    held: Held = field(default_factory=Held)  # the run's live claims, renewed while their units are in flight
 
     def fan(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run independent calls side by side (each is one request, or none): a move then waits for

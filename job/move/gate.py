@@ -224,6 +224,7 @@ class Gate:
         failures = {}
         for user, ids in by_user.items():
             ctx = self.ctxs.get(user) or next(iter(self.ctxs.values()))
+            ctx.held.drop([p.claim for p in passing if p.unit.user == user])  # their sources go: never renewed again
             try:
                 ctx.client.delete_assets(ids, force=self.force)
             except errors.ImmichError as exc:

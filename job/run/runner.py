@@ -26,6 +26,7 @@ from job.immich import errors
 from job.immich.models import Asset
 from job.move import Mover, claim
 from job.move.context import Pending, RunContext, Sources, TargetLocks, Unit
+from job.move.held import Held, renewing
 from job.move.gate import Gate
 from job.outcome import Outcome, Stage
 from job.report import Report
@@ -71,12 +72,12 @@ class Runner:
         """Each user's context: their key's client and what the run knows of their assets (`links`: their
         shared links, which `plan` does not read)."""
         # one for all: asset ids are the server's; a lock for every stack; a lock per target
-        sources, stacks, targets = Sources(), threading.Lock(), TargetLocks()
+        sources, stacks, targets, held = Sources(), threading.Lock(), TargetLocks(), Held()
         ctxs = {k.user_id: RunContext(
             client=k.session.client, caps=k.session.caps, settings=self.settings, scope=k.scope, run_id=run_id,
             clock=self.clock, shared_links=shared_link_map(k.session.client) if links else {}, memories=memory_map(k.session.client, report),
             hard_stop=self.hard_stop, stack_lock=stacks, on_bytes=self.observer.on_bytes, on_step=self.observer.on_step,
-            io=io, sources=sources, targets=targets, live_stills=LiveIndex(k.session.client))
+            io=io, sources=sources, targets=targets, held=held, live_stills=LiveIndex(k.session.client))
             for k in self.crew.keyholders}
         for user, ctx in ctxs.items():
             ctx.peers = {other: c.client for other, c in ctxs.items() if other != user}
@@ -101,16 +102,18 @@ class Runner:
         io = cf.ThreadPoolExecutor(max_workers=settings.pools.helpers, thread_name_prefix="io")
         batch = _Batch(self, report, self.contexts(report.run_id, report, io))
         report.stopped_because = self.pressure.wait(report, lambda: self.stop_reason)
-        try:
-            if not report.stopped_because:
-                watch_trash(self.crew.keyholders, batch.ctxs, settings, report, restore=True)  # first: see watch.py
-                batch.take_units()
-            self._drain(batch.flight, batch.finished, batch.gate, batch.feed, batch.start)
-        finally:
-            batch.flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())
-            batch.gate.close()  # what waits at the gate is released (a second signal never gets here: it exits)
-            io.shutdown(wait=False)
-            self._release_left(batch.ctxs, report)
+        with renewing(batch.ctxs):  # the claims of units in flight stay alive; a dead run's expire in minutes
+            try:
+                if not report.stopped_because:
+                    watch_trash(self.crew.keyholders, batch.ctxs, settings, report, restore=True)  # first: see watch.py
+                    batch.take_units()
+                self._drain(batch.flight, batch.finished, batch.gate, batch.feed, batch.start)
+            finally:
+                batch.flight.shutdown(wait=not self.hard_stop.is_set() and not self.stop.is_set())
+                batch.gate.close()  # what waits at the gate is released (a second signal never gets here: it exits)
+                io.shutdown(wait=False)
+                self._release_left(batch.ctxs, report)
+        report.claim_renewals = next(iter(batch.ctxs.values())).held.renewals if batch.ctxs else 0
         report.listed = len(batch.listed)
         report.remaining = self.remaining()
         report.finish()

@@ -31,6 +31,7 @@ from job.immich import errors
 from job.immich.models import Asset
 from job.move import claim, read
 from job.move.context import RunContext
+from job.move.held import renewing
 from job.move.gate import Gate
 from job.facts import face_box
 from job.outcome import Hold, Outcome, Skip, Stage
@@ -70,25 +71,26 @@ def undo(runner: Runner, dry_run: bool) -> Report:
     ctxs = runner.contexts(report.run_id or "undo-plan", report, None, links=False)
     wanted = str(runner.settings.run_id) if runner.settings.run_id else None
     account = Recorder(report, runner.observer, runner.halt)
-    for keyholder in runner.crew.keyholders:
-        ctx = ctxs[keyholder.user_id]
-        batch: list[tuple[Move, Outcome]] = []
-        for move, outcome in moves(ctx, keyholder.libraries, wanted):
-            if runner.stop.is_set():
-                report.stopped_because = runner.stop_reason
-                break
-            if any(a is None for a in move.sources.values()):
-                account(outcome.fail(Stage.READ, "cannot be undone: the external asset is gone (EXT2INT_DELETE=force, "
-                                                 "or Immich's trash emptied since); its internal copy stays"))
-            elif dry_run:
-                _guarded(preview, ctx, move, outcome)
-                account(outcome)
-            else:
-                batch.append((move, outcome))
-                if len(batch) == BATCH:
-                    _take_back_all(ctx, batch, account)
-                    batch = []
-        _take_back_all(ctx, batch, account)
+    with renewing(ctxs):  # a batch's claims stay alive while its moves are taken back one by one
+        for keyholder in runner.crew.keyholders:
+            ctx = ctxs[keyholder.user_id]
+            batch: list[tuple[Move, Outcome]] = []
+            for move, outcome in moves(ctx, keyholder.libraries, wanted):
+                if runner.stop.is_set():
+                    report.stopped_because = runner.stop_reason
+                    break
+                if any(a is None for a in move.sources.values()):
+                    account(outcome.fail(Stage.READ, "cannot be undone: the external asset is gone (EXT2INT_DELETE=force, "
+                                                     "or Immich's trash emptied since); its internal copy stays"))
+                elif dry_run:
+                    _guarded(preview, ctx, move, outcome)
+                    account(outcome)
+                else:
+                    batch.append((move, outcome))
+                    if len(batch) == BATCH:
+                        _take_back_all(ctx, batch, account)
+                        batch = []
+            _take_back_all(ctx, batch, account)
     report.finish()
     return report
 

@@ -129,7 +129,7 @@ def test_a_curated_library_moves_completely_on_a_real_immich(e2e, tmp_path, gate
     assert plan["counts"]["planned"] == 10 and sum(o["assets"] for o in plan["outcomes"]) == 11
 
     # a run killed with SIGKILL once it has started moving; the claims of its units in flight expire
-    # after EXT2INT_CLAIM_TTL (30 s here, 30 min by default): until then later runs skip those units
+    # after EXT2INT_CLAIM_TTL (30 s here, 2 min by default): until then later runs skip those units
     ttl = {"EXT2INT_CLAIM_TTL": "30s"}
     proc = job(e2e, world, EXT2INT_BATCH_SIZE="4", EXT2INT_CONCURRENCY="2", **ttl)
     deadline = time.monotonic() + 120
