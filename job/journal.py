@@ -28,6 +28,7 @@ MAX_PROVENANCE_SOURCES = 20
 class State(str, Enum):
     """How far the move of a source got, as its journal says."""
 
+    UPLOADING = "uploading"  # a run began bringing the bytes to a new internal asset (see `intent`)
     COPIED = "copied"  # the target holds the bytes; curation carried or waiting
     KEPT = "kept"  # done with EXT2INT_DELETE=keep
     LOOP = "loop"  # a re-import of a file already moved (Immich could not delete it)
@@ -83,6 +84,40 @@ def state_of(entry: dict[str, Any] | None) -> State | None:
         return State((entry or {}).get("state"))
     except ValueError:
         return None
+
+
+def intent(entry: dict[str, Any] | None, source: Asset, at: float, run: str) -> dict[str, Any] | None:
+    """The journal that says, before an upload starts, that the job is about to make a new internal asset
+    of this file (written with the claim, in the same request): an upload cut short by Immich restarting
+    can leave an asset row without the provenance sent with it, and this is how a later run still knows
+    it for the job's own half-made copy. None when nothing needs writing: a journal names a target already
+    (its move finishes from there), an undo's mark stands, or an intent for this very file is there
+    (its first time stays: the half-made copy was made after it)."""
+    state = state_of(entry)
+    if state in (State.UNDOING, State.UNDONE) or journal_matches(entry, source) or upload_since(entry, source) is not None:
+        return None
+    return {"v": VERSION, "state": State.UPLOADING.value, "since": stamp(at), "sourceModifiedAt": source.fileModifiedAt,
+            "sourceSize": source.size, "run": run}
+
+
+def upload_since(entry: dict[str, Any] | None, source: Asset) -> float | None:
+    """When the job began bringing this file's bytes, as its upload intent says (None: no such intent, or
+    one for another version of the file)."""
+    if not entry or entry.get("v") != VERSION or state_of(entry) is not State.UPLOADING:
+        return None
+    if entry.get("sourceModifiedAt") != source.fileModifiedAt or entry.get("sourceSize") != source.size:
+        return None
+    return seconds(entry.get("since"))
+
+
+def half_made(marker: dict[str, Any] | None, since: float | None, created_at: str | None, read: bool,
+              margin: float) -> bool:
+    """Is an internal asset that an upload answered 'duplicate' for the job's own half-made copy? It has no
+    provenance at all (Immich lost it with the upload), Immich has never read it (its metadata job was
+    lost too: a phone's backup of the same photo is read within seconds, so it never counts), and it was
+    made after the job said it was about to upload (`since`, less `margin` for the clocks of two machines)."""
+    made = seconds(created_at) if created_at else None
+    return marker is None and since is not None and not read and made is not None and made >= since - margin
 
 
 # --- the provenance (on a target) -----------------------------------------------------------------

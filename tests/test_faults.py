@@ -255,6 +255,58 @@ def test_a_claim_too_slow_to_prove_waits_and_gives_its_claims_back(fake, scene, 
     assert second.counts()["uploaded"] == 1, second.stderr
 
 
+def test_an_upload_cut_by_immich_restarting_is_known_for_the_jobs_own_copy(fake, scene, run_job):
+    """Immich restarts in the middle of the upload: the asset row stays, its provenance and metadata job are
+    lost, and the answer never comes. The upload intent written with the claim says the copy is the job's
+    own (not "a twin that existed before"): the retried upload's "duplicate" is recognised, Immich is asked
+    to read it before anything joins it, and the move completes as an upload the job made."""
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    scene.album("Kept", photo)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    scene.world.restarts_in_upload = 1
+    result = run_job(scene.env())
+    assert result.code == 0 and result.counts()["uploaded"] == 1, result.report["outcomes"]
+    target = scene.world.assets[result.outcomes("uploaded")[0]["target_id"]]
+    marker = target.metadata["immich-ext2int"][0]
+    assert marker["created"] is True and [e["source"] for e in marker["sources"]] == [photo.id]
+    assert len(fake.requests("POST", "/assets/jobs")) == 1, "asked to read at once"
+    check(scene.world, snap)
+
+
+def test_a_half_made_copy_is_finished_by_the_next_run_and_joins_no_album_unread(fake, scene, run_job):
+    """The run gives up on the cut upload (no retries left): its half-made copy is in no album. Immich
+    cannot be asked to read it (no job.create): the next run waits on it without adding it to the album,
+    and says why; once a user refreshes it in Immich, the run after finishes the move as the job's own."""
+    from job.immich.endpoints import required_permissions
+    from tests.clock import Jumping
+
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    album = scene.album("Kept", photo)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    scene.world.restarts_in_upload = 1
+    cut = run_job(scene.env(EXT2INT_TRANSFER_RETRIES="0"))
+    assert cut.counts()["failed"] == 1, cut.report["outcomes"]
+    [half] = [a for a in scene.world.assets.values() if a.internal]
+    assert half.id not in album.asset_ids and "immich-ext2int" not in half.metadata
+    intent = photo.metadata["immich-ext2int"][0]
+    assert intent["state"] == "uploading" and intent["run"] == cut.report["run"]
+
+    needed = sorted(required_permissions("run", (3, 1, 0), copy=True, edits=True, delete=True))
+    key = scene.world.add_key(scene.admin, needed + ["library.read", "asset.statistics"])
+    waits = run_job(scene.env(key, EXT2INT_SETTLE_TIMEOUT="60"), clock=Jumping())
+    assert waits.code == 0 and waits.counts()["waiting"] == 1, waits.report["outcomes"]
+    assert "earlier attempt" in waits.outcomes("waiting")[0]["reason"]
+    assert half.id not in album.asset_ids, "nothing joins a copy Immich has not read"
+
+    scene.world.extract(half)  # the user's "Refresh metadata" in Immich
+    done = run_job(scene.env())
+    assert done.code == 0 and done.counts()["uploaded"] == 1, done.report["outcomes"]
+    assert half.metadata["immich-ext2int"][0]["created"] is True
+    check(scene.world, snap)
+
+
 def _beside(steps):
     """The test's own steps in a thread beside the run (the job takes signals: it runs in the main one)."""
     import threading

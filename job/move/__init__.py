@@ -25,7 +25,7 @@ from job.immich import errors
 from job.move import bring, carry, claim, faces, read
 from job.move.context import Member, Pending, RunContext, StepFailed, Unit, Waiting, identity
 from job.move.gate import Gate
-from job.move.verify import settle_and_verify
+from job.move.verify import await_read, settle_and_verify
 from job.outcome import Hold, Outcome, Skip, Stage
 from job.record import record_of
 from job.settings import DeleteMode
@@ -104,7 +104,7 @@ class Mover:
         ids = [i for m in members for i in m.ids]
         with self._step(outcome, stage, Stage.CLAIM):
             known = (read_at, {f.asset.id: f.metadata for m in members for f in m.sources})
-            taken = claim.take(ctx, ids, unit.asset.id, known=known)
+            taken = claim.take(ctx, ids, unit.asset.id, known=known, also=bring.intents(ctx, members))
         if taken is None:
             return outcome.skip(Skip.CLAIMED)
         pending = Pending(outcome, stage, unit, members, identity(members), taken[0], ids, taken[1])
@@ -162,6 +162,8 @@ class Mover:
                     self._let_go(pending, journal.State.HELD)
                     return outcome.hold(Hold.CONFLICT, *conflicts)
                 for member, (expected, before, _) in zip(members, plans):
+                    if member.created and member.made_before:
+                        await_read(ctx, member)  # nothing joins a half-made copy before Immich has read it
                     member.expected = expected
                     bring.restore(ctx, member)  # a twin in the trash comes out only now: nothing holds the unit
                     carry.carry(ctx, member, before)

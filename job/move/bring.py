@@ -9,6 +9,7 @@ from job.immich import errors
 from job.immich.models import Asset
 from job.move.context import Member, RunContext, StepFailed
 from job.move.rules import disproof
+from job.move.verify import extracted
 from job.outcome import Stage
 from job.transfer import Transferred, stream_to_upload, with_retries
 
@@ -24,6 +25,7 @@ def from_journal(ctx: RunContext, member: Member, *states: journal.State) -> Ass
     if target is not None:
         member.target_id, member.sha1, member.size = target.id, entry["sha1"], entry["size"]
         member.created, member.earlier, member.etag = bool(entry.get("created")), True, entry.get("etag")
+        member.made_before = True
         member.marker = None if member.created else _marker_of(ctx, target.id)
     return target
 
@@ -60,10 +62,32 @@ def bring(ctx: RunContext, member: Member, expected: dict | None = None) -> None
     if problem:
         raise StepFailed(Stage.PROVE, problem)
     member.marker = _marker_of(ctx, target.id)
+    member.made_before = True
     member.created = journal.made_for(member.marker, member.ids)
+    if not member.created and journal.half_made(member.marker, member.since, target.createdAt, extracted(target),
+                                                ctx.settings.claim_margin):
+        # the job's own upload, cut short by Immich restarting: its provenance and metadata job were lost
+        # (phase two asks Immich to read it before anything is carried to it: verify.await_read)
+        member.created = True
     if member.created:
         member.marker = None
     restore_if_trashed(ctx, target, member)
+
+
+def intents(ctx: RunContext, members: list[Member]) -> list[tuple[str, str, dict]]:
+    """The upload intents written with the unit's claim (journal.intent), one per file whose bytes may
+    be uploaded now; fills in each member's `since`."""
+    writes = []
+    for member in members:
+        source = member.source
+        entry = source.marker()
+        member.since = journal.upload_since(entry, source.asset)
+        if member.since is None:
+            value = journal.intent(entry, source.asset, ctx.clock.time(), ctx.run_id)
+            if value is not None:
+                member.since = journal.seconds(value["since"])
+                writes.append((source.asset.id, journal.KEY, value))
+    return writes
 
 
 def _journal_target(ctx: RunContext, entry: dict) -> Asset | None:

@@ -156,6 +156,8 @@ class Member:
     sha1: str = ""
     size: int = 0
     created: bool = False  # the target was made for this source (by this run or an earlier one)
+    made_before: bool = False  # ... by an earlier attempt (a journal, or an upload that answered "duplicate")
+    since: float | None = None  # when the job said it was about to upload these bytes (journal.intent)
     transferred: bool = False  # the bytes went over the wire in this run
     fresh: bool = False  # created by this very upload, not yet read back
     provenance: bool = False  # the upload itself carried the complete provenance marker

@@ -110,6 +110,28 @@ def await_sidecar(ctx: RunContext, member: Member, target: Facts, ids: Identity,
     return False
 
 
+def await_read(ctx: RunContext, member: Member) -> None:
+    """A copy made by an earlier attempt (a half-made upload, or a journal's): nothing is carried to it
+    (no album shows it beside its source) until Immich has read it. One look when it has; when not, Immich
+    is asked to read it at once (its metadata job was most likely lost with a restart), then looked at
+    until EXT2INT_SETTLE_TIMEOUT: still unread, the unit waits, and a later run asks again."""
+    deadline = ctx.clock.monotonic() + ctx.settings.settle_timeout
+    delay, asked = 0.25, False
+    while True:
+        asset = ctx.client.asset(member.target_id)
+        prove(ctx, member, asset)
+        if extracted(asset):
+            return
+        if not asked:
+            ask_to_read(ctx, member)
+            asked = True
+        elif ctx.clock.monotonic() >= deadline or ctx.hard_stop.is_set():
+            raise Waiting("Immich has not read the job's own copy made by an earlier attempt (an upload cut short), "
+                          "even when asked to: nothing was carried to it yet; a later run asks again")
+        ctx.sleep(delay)
+        delay = min(delay * 1.5, 3.0)
+
+
 def ask_to_read(ctx: RunContext, member: Member) -> None:
     """A new asset Immich has not read after half of EXT2INT_SETTLE_TIMEOUT was most likely never queued
     (an upload cut short by Immich restarting: the row exists, its jobs were lost), and would wait for

@@ -885,6 +885,10 @@ class Routes:
         if duplicate is not None:
             return 200, {"status": "duplicate", "id": duplicate.id}
         asset = world.create_upload(call.user, blob, fields)
+        if world.restarts_in_upload > 0:
+            world.restarts_in_upload -= 1
+            asset.extracted_at = float("inf")  # the extraction job was lost: only a refresh reads it
+            raise Dropped()
         if fields.get("metadata"):
             for item in json.loads(fields["metadata"]):
                 asset.metadata[item["key"]] = (item["value"], time.time())

@@ -285,6 +285,10 @@ class World:
         self.embedded: dict[bytes, Embedded] = {}  # sha1 -> what the file says
         self.queue_backlog: Any = None  # int, or a callable returning {queue: jobs}
         self.extraction_delay = 0.0
+        # Immich restarts in the middle of this many next uploads (asset-media.service.ts uploadAsset: the
+        # asset row is created, then its key/values are stored, then its metadata job is queued): the row
+        # stays, its key/values and metadata job are lost, and the answer never comes
+        self.restarts_in_upload = 0
         # The copy endpoint queues a metadata extraction (asset.service.ts copySidecar): it lands after the
         # asset has been read this many more times (0: at once), like a job behind others in the queue
         self.sidecar_extraction_after_reads = 0
