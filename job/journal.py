@@ -138,15 +138,16 @@ def provenance(marker: dict[str, Any] | None, source: Asset, *, sha1: str, size:
                before: dict[str, Any] | None = None, restored: bool = False) -> dict[str, Any]:
     """The target's marker with `source` added (replacing an older entry of the same source), and what
     undo and verify need: the record the target was verified to hold (`expected`), whether the job made
-    the target (`created`), and for an internal asset that existed before, its record before the job's
-    first write (`before`: the first one written stays). Markers without them (older versions) still
+    the target (`created`: once true it stays, as a later move of the same bytes from another path merges
+    into the copy the first one made), and for an internal asset that existed before, its record before
+    the job's first write (`before`: the first one written stays). Markers without them (older versions) still
     read: verify then proves the bytes alone, undo says what it cannot take back."""
     entries = [e for e in (marker or {}).get("sources", []) if e.get("source") != source.id]
     entries.append({**upload_provenance(source, at, run), "sha1": sha1, "size": size})
     out = {"v": VERSION, "sources": entries[-MAX_PROVENANCE_SOURCES:]}
     for key, value in (("expected", expected), ("created", created), ("before", before), ("restored", restored or None)):
         kept = (marker or {}).get(key)
-        if key in ("before", "restored") and kept is not None:
+        if key in ("before", "restored") and kept is not None or key == "created" and kept is True:
             value = kept
         if value is not None or kept is not None:
             out[key] = value if value is not None else kept

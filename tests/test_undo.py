@@ -45,8 +45,8 @@ def state(scene: Scene) -> dict:
         return {a.id: (a.deleted_at is None, curated(scene.world, a)) for a in scene.world.assets.values()}
 
 
-def assert_as_before(scene: Scene, before: dict, may_stay: frozenset[bytes] = frozenset()) -> None:
-    """Every asset as it was; what the move made is in the trash, except a copy of bytes in `may_stay`."""
+def assert_as_before(scene: Scene, before: dict) -> None:
+    """Every asset as it was; what the move made is in the trash."""
     now = state(scene)
     for asset_id, (live, record) in before.items():
         assert asset_id in now, f"{asset_id} is gone"
@@ -57,19 +57,8 @@ def assert_as_before(scene: Scene, before: dict, may_stay: frozenset[bytes] = fr
             record_now = replace(record_now, links=record.links, live=record.live)
         assert record_now == record, f"{asset_id}: {record} before, {record_now} now"
     for asset_id, (live, _) in now.items():
-        if asset_id not in before and scene.world.assets[asset_id].blob.sha1 not in may_stay:
+        if asset_id not in before:
             assert not live, f"{asset_id}, made by the move, is still live"
-
-
-def same_bytes_at_two_paths(scene: Scene) -> frozenset[bytes]:
-    """The bytes that two different files of the external libraries hold. README, Limits: an undo leaves
-    their copy live (nothing lost), until a merge records the copy's whole record."""
-    paths: dict[bytes, set[str]] = {}
-    with scene.world.lock:
-        for a in scene.world.assets.values():
-            if not a.internal:
-                paths.setdefault(a.blob.sha1, set()).add(a.original_path)
-    return frozenset(sha1 for sha1, seen in paths.items() if len(seen) > 1)
 
 
 def test_verify_proves_every_moved_asset_and_names_what_changed_and_what_is_damaged(scene, run_job):
@@ -257,10 +246,10 @@ def test_a_cover_goes_back_to_the_path_twin_that_is_in_the_album(cover_of, scene
     assert_as_before(scene, before)
 
 
-def test_the_same_bytes_at_two_paths_come_back_and_their_copy_stays(scene, run_job):
-    """A known gap (README, Limits), pinned as it is: dup/a.jpg and dup/b.jpg hold the same bytes; the
-    first's move makes the copy, the second's merges into it. Undo brings both back as they were, and
-    the copy stays live: nothing is lost, the user deletes the extra copy."""
+def test_the_same_bytes_at_two_paths_come_back_and_their_copy_goes(scene, run_job):
+    """dup/a.jpg and dup/b.jpg hold the same bytes: the first's move makes the copy, the second's merges
+    into it. The copy stays the job's own ('created' is kept by the second move), so an undo of both
+    brings both back as they were and puts the copy in the trash (the long undo property's old gap)."""
     lib = scene.library()
     data = content(scene.next_seed())
     first = scene.photo(lib, "dup/a.jpg", data=data)
@@ -271,6 +260,25 @@ def test_the_same_bytes_at_two_paths_come_back_and_their_copy_stays(scene, run_j
     assert (moved["uploaded"], moved["merged"]) == (1, 1), moved
     undone = run_job(scene.env(), command="undo")
     assert undone.code == 0 and undone.counts()["undone"] == 1 and not undone.outcomes("held"), undone.report["outcomes"]
-    assert_as_before(scene, before, may_stay=same_bytes_at_two_paths(scene))
-    copies = [a for a in scene.world.assets.values() if a.internal and a.blob.sha1 == first.blob.sha1]
-    assert [c.deleted_at is None for c in copies] == [True], "the gap as documented: the copy stays live"
+    assert_as_before(scene, before)
+
+
+def test_undoing_one_run_of_two_paths_keeps_the_copy_the_other_still_needs(scene, run_job):
+    """The two paths moved by two runs; undoing only the second brings its external asset back and takes
+    it out of the copy's provenance; the copy stays, for the first path's move, which still stands."""
+    lib = scene.library()
+    data = content(scene.next_seed())
+    scene.photo(lib, "dup/a.jpg", data=data)
+    scene.photo(lib, "dup/b.jpg", data=data)
+    env = scene.env(EXT2INT_BATCH_SIZE="1", EXT2INT_CONCURRENCY="1")
+    first, second = run_job(env), run_job(env)
+    assert (first.counts()["uploaded"], second.counts()["merged"]) == (1, 1), (first.report, second.report)
+    target = scene.world.assets[first.outcomes("uploaded")[0]["target_id"]]
+    back = second.outcomes("merged")[0]["asset_id"]
+    undone = run_job(scene.env(EXT2INT_RUN_ID=second.report["run"]), command="undo")
+    assert undone.code == 0 and undone.counts()["undone"] == 1, undone.report["outcomes"]
+    assert target.deleted_at is None, "the first path's move still stands on it"
+    assert scene.world.assets[back].deleted_at is None, "the second path's external asset is back"
+    marker = target.metadata["immich-ext2int"][0]
+    assert [e["source"] for e in marker["sources"]] == [first.outcomes("uploaded")[0]["asset_id"]]
+    assert marker["created"] is True

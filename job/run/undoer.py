@@ -58,6 +58,11 @@ class Move:
         return bool(self.marker.get("created"))
 
     @property
+    def whole(self) -> bool:
+        """Every source the copy replaced is taken back by this undo (not only one run's, of several)."""
+        return {e.get("source") for e in self.marker.get("sources", [])} <= set(self.sources)
+
+    @property
     def run(self) -> str:
         return str(self.entries[0].get("run", ""))
 
@@ -148,10 +153,10 @@ def take_back(ctx: RunContext, move: Move, outcome: Outcome) -> None:
         outcome.fail(Stage.READ, "the external asset did not come back from the trash: nothing else was changed")
         return
     done = [f"restored {len(trashed)} external asset(s)" if trashed else "the external asset was not in the trash"]
-    if move.created:
+    if move.created and move.whole:
         if not _let_go(ctx, move, move.target, outcome, done):
             return
-    else:
+    else:  # a twin that existed before, or a copy that another source, not taken back now, still needs
         _take_from_twin(ctx, move, move.target, outcome, done)
     _mark(ctx, move, journal.State.UNDONE)
     outcome.undone("; ".join(done))
@@ -279,7 +284,7 @@ def preview(ctx: RunContext, move: Move, outcome: Outcome) -> None:
     target = move.target
     steps = ["restore the external asset" if any(a.isTrashed for a in move.sources.values())
              else "keep the external asset"]
-    if move.created:
+    if move.created and move.whole:
         later = _curated_since(ctx, target, move.marker)
         if later:
             outcome.hold(Hold.CURATED_SINCE, *later)
