@@ -148,19 +148,40 @@ class Snapshot:
     removed_before: int  # files already removed from disk when the snapshot was taken
     disk: dict[str, bytes]  # path -> sha1 of every file on disk
     sidecars: dict[str, tuple[str, dict]]  # live external asset id -> (its sidecar file's real path, what it held)
+    in_trash: frozenset[str] = frozenset()  # sources the job had trashed (see trashed_by_the_job)
+
+
+def trashed_by_the_job(asset: Asset) -> bool:
+    """A source an earlier run moved and trashed, still in Immich's trash: the trash watch proves it again
+    (and moves it again when it changed), so it counts as a source: its curation as it is now must end on
+    a live internal copy."""
+    value = asset.metadata.get(MARKER, (None,))[0]
+    return isinstance(value, dict) and value.get("state") == "trashed"
+
+
+def _copy_of_a_trashed_source(world: World, asset: Asset) -> bool:
+    """The job's own copy of sources it trashed: the trash watch may move one again into it, with the
+    values the user gave it since (so its values may change; what it must hold is the sources')."""
+    value = asset.metadata.get(MARKER, (None,))[0]
+    if not isinstance(value, dict) or not value.get("created"):
+        return False
+    ids = [e.get("source") for e in value.get("sources", [])]
+    return bool(ids) and all(i in world.assets and trashed_by_the_job(world.assets[i]) for i in ids)
 
 
 def snapshot(world: World, library_ids: list[str], owner_id: str | None = None) -> Snapshot:
     """The world before a run that migrates `library_ids` (each with its owner's key; `owner_id`: only that
-    user's assets in them count as sources)."""
+    user's assets in them count as sources, and those the job trashed earlier: see trashed_by_the_job)."""
     with world.lock:
         sources, externals, internals = {}, {}, {}
         owners = {lib_id: world.libraries[lib_id].owner_id for lib_id in library_ids}
         for a in world.assets.values():
-            if a.internal:
+            if a.internal and not _copy_of_a_trashed_source(world, a):
                 internals[a.id] = (a.owner_id, a.blob.sha1, a.deleted_at, curated(world, a))
-            elif (a.library_id in owners and a.owner_id == (owner_id or owners[a.library_id]) and a.deleted_at is None
-                  and not a.is_offline):
+            elif a.internal:
+                continue  # the job's own copy of a source still moving: it must cover that source (below)
+            elif (a.library_id in owners and a.owner_id == (owner_id or owners[a.library_id])
+                  and (a.deleted_at is None or trashed_by_the_job(a)) and not a.is_offline):
                 sources[a.id] = (a.blob.sha1, a.blob.size, a.owner_id, curated(world, a), a.original_path)
             else:
                 needed = a.deleted_at is None and not a.is_offline and world.on_disk(a.original_path) is not None
@@ -169,7 +190,8 @@ def snapshot(world: World, library_ids: list[str], owner_id: str | None = None) 
         sidecars = {a.id: (world.real(a.sidecar_path), dict(world.disk_sidecars[world.real(a.sidecar_path)]))
                     for a in world.assets.values() if not a.internal and a.deleted_at is None and not a.is_offline
                     and a.sidecar_path is not None and world.real(a.sidecar_path) in world.disk_sidecars}
-    return Snapshot(sources, externals, internals, len(world.removed_files), disk, sidecars)
+    in_trash = frozenset(i for i in sources if world.assets[i].deleted_at is not None)
+    return Snapshot(sources, externals, internals, len(world.removed_files), disk, sidecars, in_trash)
 
 
 def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_done: bool = True,
@@ -204,6 +226,13 @@ def check(world: World, snap: Snapshot, *, delete_mode: str = "trash", require_d
                 if source_id in snap.sidecars:
                     assert snap.sidecars[source_id][0] in world.disk_sidecars, \
                         f"{path}: the XMP sidecar it reads was deleted from under it"
+                continue
+            if not require_done and source_id in snap.in_trash and source is not None:
+                # still in the trash where the trash watch finds it (a run was cut off before it looked):
+                # whole there, it is restored and moved again by a later run
+                lost = uncovered(before, curated(world, source))
+                assert source.blob.sha1 == sha and not lost, f"{path}: in the trash, it lost {lost}"
+                states[source_id] = "in the trash"
                 continue
             assert source_id not in held, f"{path}: reported held, but deleted"
             assert delete_mode != "keep", f"{path}: deleted although EXT2INT_DELETE=keep"

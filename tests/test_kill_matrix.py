@@ -132,6 +132,30 @@ def world_linked_folder(scene: Scene):
     return [mounted, linked]
 
 
+def world_in_the_trash(scene: Scene):
+    """A source an earlier run trashed, whose description and album were changed at the instant of the
+    delete, and a new photo: the next run's trash watch restores the first and moves it again, then the
+    run moves the second (kill points inside the watch)."""
+    lib = scene.library()
+    photo = scene.curated_photo(lib)
+    album = scene.album("Best of")
+    changed: list[bool] = []
+
+    def at_delete(assets):
+        if photo in assets and not changed:
+            changed.append(True)
+            scene.world.write_fields(photo, {"description": "Eiffel at dawn"})
+            album.asset_ids.append(photo.id)
+
+    scene.world.at_delete = at_delete
+    proc = spawn_job(scene.env(EXT2INT_CONCURRENCY="1"))
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0 and changed and photo.deleted_at is not None
+    scene.world.at_delete = None
+    scene.photo(lib, "b.jpg", mtime="2026-01-01T00:00:00.000Z")
+    return lib
+
+
 WORLDS = {
     "photo": world_photo,
     "video": world_video,
@@ -146,6 +170,7 @@ WORLDS = {
     "family_shared_folder": world_family_shared_folder,
     "raw_jpeg_pair": world_raw_jpeg_pair,
     "linked_folder": world_linked_folder,
+    "in_the_trash": world_in_the_trash,
 }
 
 
@@ -172,6 +197,7 @@ def trace(build) -> list[tuple[str, str, str, int]]:
     try:
         scene = Scene(fake)
         built = build(scene)
+        fake.clear_log()  # a world may be built by a run of its own (in_the_trash): only the next run counts
         proc = spawn_job(env_for(scene, built, EXT2INT_CONCURRENCY="1"))
         proc.communicate(timeout=60)
         assert proc.returncode == 0
