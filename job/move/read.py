@@ -9,19 +9,21 @@ from job import journal
 from job.decide import Decision, file_holds, hold, twins
 from job.facts import Facts
 from job.immich import errors
-from job.immich.models import Asset
+from job.immich.models import Asset, MetadataItem
 from job.move.context import RunContext
 from job.outcome import Hold
 from job.transfer import hash_original
 
 
-def source(ctx: RunContext, asset_id: str) -> Facts:
+def source(ctx: RunContext, asset_id: str, metadata: tuple[MetadataItem, ...] | None = None) -> Facts:
     """Everything curated about a source, read side by side. Optional kinds are read only when the
-    asset has them, so a plain photo costs three reads."""
+    asset has them, so a plain photo costs three reads (two when its key/values, `metadata`, were just
+    read)."""
     c = ctx.client
+    known = metadata
     for attempt in range(1, 4):
         asset, albums, metadata = ctx.fan(lambda: c.asset(asset_id), lambda: c.albums(asset_id),
-                                          lambda: c.metadata_of(asset_id))
+                                          (lambda: known) if known is not None else (lambda: c.metadata_of(asset_id)))
         try:
             faces, edits, stack = ctx.fan(
                 (lambda: tuple(c.faces_of(asset_id))) if asset.people else (lambda: ()),

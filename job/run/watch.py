@@ -164,7 +164,8 @@ def _look(ctx: RunContext, asset: Asset, seen: Watch) -> tuple[str, dict | None,
     """Why this trashed source must come back ('' when it holds), its journal (None: not the job's), and
     its file's ETag now."""
     c = ctx.client
-    entry = journal.value_of(c.metadata_of(asset.id))
+    items = tuple(c.metadata_of(asset.id))
+    entry = journal.value_of(items)
     if journal.state_of(entry) is not journal.State.TRASHED:
         return "", None, None
     seen.looked += 1
@@ -173,7 +174,7 @@ def _look(ctx: RunContext, asset: Asset, seen: Watch) -> tuple[str, dict | None,
     fresh = not entry.get("watched")
     now_record = expected = None
     if fresh:
-        facts = read.source(ctx, asset.id)
+        facts = read.source(ctx, asset.id, metadata=items)  # its key/values were just read
         now_record = record_of(facts, {asset.id: SELF})
         marker = journal.value_of(c.metadata_of(str(entry.get("target"))))
         expected = ledger.from_json((marker or {}).get("expected"))
