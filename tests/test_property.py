@@ -245,6 +245,8 @@ def test_random_faults_and_kills_never_lose_anything(data, run_job):
         if kill:
             action, (method, route), nth = kill
             fake.faults.add(action, method=method, route=route, nth=nth, after_bytes=900)
+        # Immich restarting inside the first uploads: their rows stay, their key/values and metadata jobs are lost
+        scene.world.restarts_in_upload = data.draw(st.integers(0, 2), label="restarts in upload")
         env = with_keys(scene, libraries, EXT2INT_HTTP_TIMEOUT="1", EXT2INT_HTTP_RETRIES="2", EXT2INT_SETTLE_TIMEOUT="2",
                         EXT2INT_CONCURRENCY=str(data.draw(st.integers(1, 2), label="concurrency")))
         proc = spawn_job(env)
