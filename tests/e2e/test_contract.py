@@ -9,6 +9,7 @@ import hashlib
 import random
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -346,3 +347,93 @@ def test_the_fake_finds_deletes_and_copies_sidecars_and_follows_links_like_the_r
         ("a symbolic link is crawled under its own name", (True, True)),
         ("a delete through the link removes the one file", False),
     ], "Immich does what API.md says"
+
+
+def observe_change_markers(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
+    """What moves an asset's and an album's `updatedAt` (issue 28: the markers a bulk proof of "nothing
+    changed since" would stand on, each shown here before the gate relies on it)."""
+    seen: list[tuple[str, object]] = []
+    me = api.me()
+    folder = import_root / f"markers-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    for name, offset in (("a.jpg", 1), ("b.jpg", 2)):
+        (folder / name).write_bytes(media.jpeg(seed + offset))
+    lib = api.call("POST", "/libraries", json={"ownerId": me["id"], "name": folder.name, "importPaths": [str(folder)]})
+    api.call("POST", f"/libraries/{lib['id']}/scan")
+    wait_for(api, lambda: len(api.search(libraryId=lib["id"])) == 2)
+    wait_idle(api)
+    by_name = {Path(a["originalPath"]).name: a["id"] for a in api.search(libraryId=lib["id"])}
+    a, b = by_name["a.jpg"], by_name["b.jpg"]
+    album = api.call("POST", "/albums", json={"albumName": f"markers-{seed}", "assetIds": [b]})
+    copy_target = upload(api, media.jpeg(seed + 3), "markers-target.jpg")[1]["id"]
+    wait_idle(api)
+
+    def marks() -> tuple[str, str, int]:
+        now = api.get(f"/albums/{album['id']}", params={"withoutAssets": "true"})
+        return api.asset(a)["updatedAt"], now["updatedAt"], now["assetCount"]
+
+    def moved(what: str, call) -> None:
+        before = marks()
+        time.sleep(0.05)  # timestamps are to the millisecond
+        call()
+        wait_idle(api)
+        after = marks()
+        seen.append((what, {"asset.updatedAt moved": after[0] != before[0], "album.updatedAt moved": after[1] != before[1],
+                            "assetCount": after[2] - before[2]}))
+
+    moved("adding the asset to an album", lambda: api.call("PUT", f"/albums/{album['id']}/assets", json={"ids": [a]}))
+    moved("taking it out of the album", lambda: api.call("DELETE", f"/albums/{album['id']}/assets", json={"ids": [a]}))
+    api.call("PUT", f"/albums/{album['id']}/assets", json={"ids": [a]})
+    moved("the copy endpoint adding another asset to the album",
+          lambda: api.call("PUT", "/assets/copy", json={"sourceId": a, "targetId": copy_target, "albums": True,
+                                                       "sharedLinks": False, "stack": False, "favorite": False,
+                                                       "sidecar": False}))
+    moved("a key/value written on the asset", lambda: api.call("PUT", "/assets/metadata", json={
+        "items": [{"assetId": a, "key": "marker", "value": {"n": 1}}]}))
+    moved("a description, rating and favourite", lambda: api.call("PUT", "/assets", json={
+        "ids": [a], "description": "changed", "rating": 4, "isFavorite": True}))
+    tag = api.call("PUT", "/tags", json={"tags": [f"Markers/{seed}"]})[0]
+    moved("a tag", lambda: api.call("PUT", "/tags/assets", json={"tagIds": [tag["id"]], "assetIds": [a]}))
+    moved("a stack", lambda: api.call("POST", "/stacks", json={"assetIds": [a, b]}))
+    last = datetime.fromisoformat(api.asset(a)["updatedAt"].replace("Z", "+00:00"))
+    since = (last + timedelta(milliseconds=1)).isoformat().replace("+00:00", "Z")  # the bound is inclusive
+    time.sleep(0.05)
+    api.call("PUT", "/assets", json={"ids": [b], "description": "later"})
+    wait_idle(api)  # the asset's updatedAt moves with Immich's sidecar write, after the PUT (see below)
+    seen.append(("a listing with updatedAfter finds what changed since",
+                 sorted(Path(x["originalPath"]).name for x in api.search(libraryId=lib["id"], updatedAfter=since))))
+    return seen
+
+
+@pytest.mark.e2e
+def test_the_fake_moves_the_change_markers_like_the_real_immich(e2e, tmp_path):
+    real = real_and_fake(e2e, tmp_path, observe_change_markers)
+    moves = {"asset.updatedAt moved": True, "album.updatedAt moved": False, "assetCount": 0}
+    assert real == [
+        ("adding the asset to an album", {"asset.updatedAt moved": False, "album.updatedAt moved": True, "assetCount": 1}),
+        ("taking it out of the album", {"asset.updatedAt moved": False, "album.updatedAt moved": False, "assetCount": -1}),
+        ("the copy endpoint adding another asset to the album",
+         {"asset.updatedAt moved": False, "album.updatedAt moved": False, "assetCount": 1}),
+        ("a key/value written on the asset", {"asset.updatedAt moved": False, "album.updatedAt moved": False, "assetCount": 0}),
+        ("a description, rating and favourite", moves),
+        ("a tag", moves),
+        ("a stack", moves),
+        ("a listing with updatedAfter finds what changed since", ["b.jpg"]),
+    ], "what a bulk proof could stand on (issue 28)"
+    # Seen on the real server only (the fake has no queues): a description's PUT does not move the asset's
+    # updatedAt by itself; Immich's sidecar-write job does, a moment later. A proof by updatedAt must wait
+    # for Immich's queues, or it misses an edit made just before it.
+    admin = e2e.admin
+    folder = e2e.import_root / f"markers-late-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    (folder / "c.jpg").write_bytes(media.jpeg(random.randrange(1_000_000)))
+    lib = admin.call("POST", "/libraries", json={"ownerId": admin.me()["id"], "name": folder.name, "importPaths": [str(folder)]})
+    admin.call("POST", f"/libraries/{lib['id']}/scan")
+    wait_for(admin, lambda: len(admin.search(libraryId=lib["id"])) == 1)
+    admin.wait_idle()
+    asset = admin.search(libraryId=lib["id"])[0]["id"]
+    before = admin.asset(asset)["updatedAt"]
+    admin.call("PUT", "/assets", json={"ids": [asset], "description": "late"})
+    right_after = admin.asset(asset)["updatedAt"]
+    admin.wait_idle()
+    assert (right_after == before, admin.asset(asset)["updatedAt"] != before) == (True, True)

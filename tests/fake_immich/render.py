@@ -116,7 +116,7 @@ def album(world: World, al: Album) -> dict[str, Any]:
     dates = sorted(m.file_created_at for m in members)
     out = {
         "albumName": al.name, "description": "", "albumThumbnailAssetId": al.thumbnail_asset_id,
-        "createdAt": iso(al.created_at), "updatedAt": iso(al.created_at), "id": al.id,
+        "createdAt": iso(al.created_at), "updatedAt": iso(al.updated_at), "id": al.id,
         "albumUsers": [{"user": user(world.users[uid]), "role": role} for uid, role in users],
         "shared": shared, "hasSharedLink": any(link.album_id == al.id for link in world.links.values()),
         "assetCount": len(members), "isActivityEnabled": al.activity_enabled, "order": "desc",

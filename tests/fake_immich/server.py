@@ -778,6 +778,10 @@ class Routes:
             if body.get(name):  # asset.deletedAt >= / <= the bound: live assets (null) never match
                 bound = _instant(body[name])
                 assets = [a for a in assets if a.deleted_at is not None and keep(a.deleted_at, bound)]
+        for name, keep in (("updatedAfter", lambda at, bound: at >= bound), ("updatedBefore", lambda at, bound: at <= bound)):
+            if body.get(name):  # searchAssetBuilder: asset.updatedAt >= / <= the bound
+                bound = _instant(body[name])
+                assets = [a for a in assets if keep(a.updated_at, bound)]
         visibility = body.get("visibility")
         assets = [a for a in assets if (a.visibility == visibility if visibility else a.visibility != "locked")]
         if body.get("checksum"):
@@ -1071,6 +1075,8 @@ class Routes:
             else:
                 album.asset_ids.append(asset_id)
                 results.append({"id": asset_id, "success": True})
+        if any(r["success"] for r in results):
+            album.updated_at = time.time()
         return results
 
     @staticmethod

@@ -179,6 +179,9 @@ class Album:
     thumbnail_asset_id: str | None = None
     activity_enabled: bool = True
     created_at: float = field(default_factory=time.time)
+    # album.service addAssets / addAssetsToAlbums set it; removing assets and the copy endpoint's
+    # copyAlbums (a plain insert into album_asset) do not (real 3.1.0, tests/e2e/test_contract.py)
+    updated_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -606,7 +609,9 @@ class World:
         asset.updated_at = time.time()
 
     def tags_changed(self, asset: Asset) -> None:
-        """tag.service updateTags: the tag list goes into the sidecar too."""
+        """tag.service updateTags: the tag list goes into the sidecar too (and, like every write to the
+        asset's row or its tags, the asset's updatedAt moves)."""
+        asset.updated_at = time.time()
         self.sidecar_file(asset, create=True)["tags"] = [self.tags[t].value for t in asset.tag_ids if t in self.tags]
 
     def sidecar_file(self, asset: Asset, *, create: bool = False) -> dict[str, Any] | None:
@@ -694,6 +699,7 @@ class World:
         self.stacks[stack.id] = stack
         for asset_id in ids:
             self.assets[asset_id].stack_id = stack.id
+            self.assets[asset_id].updated_at = time.time()
         return stack
 
     def trash(self, assets: list[Asset], *, force: bool) -> None:
