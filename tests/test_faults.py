@@ -337,10 +337,9 @@ def _claim_writes(fake) -> int:
     return len([r for r in fake.requests("PUT", "/assets/metadata") if r.status == 200])
 
 
-def test_a_unit_in_flight_longer_than_its_claim_renews_it_and_moves(fake, scene, run_job):
-    """Claims last EXT2INT_CLAIM_TTL (2 minutes) so that a dead run's units are free in minutes; a live
-    run renews the claims of its units in flight. A download held for 160 s of the run's time (longer
-    than the claim) still ends in a move, after one renewal per 40 s (one request each)."""
+def _while_a_download_is_held(fake, scene, run_job, during):
+    """One photo, whose download the fake holds while `during(clock)` moves the run's time on, beside the
+    run; then the download goes on. The run's result, the world's snapshot, and the run's clock."""
     from tests.clock import Later
 
     lib = scene.library()
@@ -352,10 +351,7 @@ def test_a_unit_in_flight_longer_than_its_claim_renews_it_and_moves(fake, scene,
     def steps():
         try:
             _until(lambda: fake.requests("GET", "/assets/{id}/original"), "the download")
-            for _ in range(4):
-                writes = _claim_writes(fake)
-                clock.advance(40)
-                _until(lambda: _claim_writes(fake) > writes, "a renewal")
+            during(clock)
         finally:
             held.release()
 
@@ -363,6 +359,21 @@ def test_a_unit_in_flight_longer_than_its_claim_renews_it_and_moves(fake, scene,
     result = run_job(scene.env(), clock=clock)
     thread.join(60)
     assert not failed, failed
+    return result, snap, clock
+
+
+def test_a_unit_in_flight_longer_than_its_claim_renews_it_and_moves(fake, scene, run_job):
+    """Claims last EXT2INT_CLAIM_TTL (2 minutes) so that a dead run's units are free in minutes; a live
+    run renews the claims of its units in flight. A download held for 160 s of the run's time (longer
+    than the claim) still ends in a move, after one renewal per 40 s (one request each)."""
+
+    def during(clock):
+        for _ in range(4):
+            writes = _claim_writes(fake)
+            clock.advance(40)
+            _until(lambda: _claim_writes(fake) > writes, "a renewal")
+
+    result, snap, _ = _while_a_download_is_held(fake, scene, run_job, during)
     assert result.code == 0 and result.counts()["uploaded"] == 1, result.report["outcomes"]
     assert result.report["requests"]["claimRenewals"] == 4
     check(scene.world, snap)
@@ -375,27 +386,14 @@ def test_a_renewal_immich_answers_too_late_does_not_count(fake, scene, run_job):
     by the old one, and its gate leaves the source alone; the next run finishes the move."""
     from tests.clock import Later
 
-    lib = scene.library()
-    scene.photo(lib, "a.jpg")
-    snap = snapshot(scene.world, [lib.id], scene.admin.id)
-    held = fake.faults.add("hold", method="GET", route="/assets/{id}/original", nth=1)
-    clock = Later()
+    def during(clock):
+        writes = _claim_writes(fake)
+        fake.faults.add("notify", method="PUT", route="/assets/metadata", nth=1)
+        fake.on_notify = lambda: clock.advance(60)  # the renewal's answer takes a minute of the run's time
+        clock.advance(40)
+        _until(lambda: _claim_writes(fake) > writes, "the late renewal")
 
-    def steps():
-        try:
-            _until(lambda: fake.requests("GET", "/assets/{id}/original"), "the download")
-            writes = _claim_writes(fake)
-            fake.faults.add("notify", method="PUT", route="/assets/metadata", nth=1)
-            fake.on_notify = lambda: clock.advance(60)  # the renewal's answer takes a minute of the run's time
-            clock.advance(40)
-            _until(lambda: _claim_writes(fake) > writes, "the late renewal")
-        finally:
-            held.release()
-
-    thread, failed = _beside(steps)
-    result = run_job(scene.env(), clock=clock)
-    thread.join(60)
-    assert not failed, failed
+    result, snap, clock = _while_a_download_is_held(fake, scene, run_job, during)
     assert result.counts()["uploaded"] == 0 and result.counts()["waiting"] == 1, result.report["outcomes"]
     assert "claim on the asset ran out" in result.outcomes("waiting")[0]["reason"]
     check(scene.world, snap, require_done=False)
