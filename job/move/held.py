@@ -42,26 +42,31 @@ class Held:
 
     def latest(self, claim: Claim) -> Claim:
         with self._lock:
-            live = self._live.get((claim.run, claim.unit))
-        return live.claim if live is not None and live.claim.until > claim.until else claim
+            return self._latest(claim)
 
     @contextmanager
     def ending(self, claim: Claim) -> Iterator[Claim]:
         """The claim leaves the renewals (waiting for one in flight to end); yields its latest end, for a
         release written while no renewal can overtake it."""
         with self._lock:
-            live = self._live.get((claim.run, claim.unit))
-            if live is not None:
-                live.ended = True
-            yield live.claim if live is not None and live.claim.until > claim.until else claim
+            self._end(claim)
+            yield self._latest(claim)
 
     def drop(self, claims: list[Claim | None]) -> None:
         """Claims of units whose sources go now (the gate's delete): never renewed again."""
         with self._lock:
             for claim in claims:
-                live = self._live.get((claim.run, claim.unit)) if claim is not None else None
-                if live is not None:
-                    live.ended = True
+                if claim is not None:
+                    self._end(claim)
+
+    def _latest(self, claim: Claim) -> Claim:
+        live = self._live.get((claim.run, claim.unit))
+        return live.claim if live is not None and live.claim.until > claim.until else claim
+
+    def _end(self, claim: Claim) -> None:
+        live = self._live.get((claim.run, claim.unit))
+        if live is not None:
+            live.ended = True
 
     def renew(self, clock: Clock, ttl: float, margin: float) -> None:
         """Renew every claim with less than three quarters of `ttl` left (and more than `margin`): one

@@ -58,9 +58,10 @@ class Move:
         return bool(self.marker.get("created"))
 
     @property
-    def whole(self) -> bool:
-        """Every source the copy replaced is taken back by this undo (not only one run's, of several)."""
-        return {e.get("source") for e in self.marker.get("sources", [])} <= set(self.sources)
+    def copy_goes(self) -> bool:
+        """The copy goes to the trash: the job made it, and this undo takes back every source it replaced
+        (not only one run's, of several: else the copy stays for the others, as a twin)."""
+        return self.created and {e.get("source") for e in self.marker.get("sources", [])} <= set(self.sources)
 
     @property
     def run(self) -> str:
@@ -153,7 +154,7 @@ def take_back(ctx: RunContext, move: Move, outcome: Outcome) -> None:
         outcome.fail(Stage.READ, "the external asset did not come back from the trash: nothing else was changed")
         return
     done = [f"restored {len(trashed)} external asset(s)" if trashed else "the external asset was not in the trash"]
-    if move.created and move.whole:
+    if move.copy_goes:
         if not _let_go(ctx, move, move.target, outcome, done):
             return
     else:  # a twin that existed before, or a copy that another source, not taken back now, still needs
@@ -284,7 +285,7 @@ def preview(ctx: RunContext, move: Move, outcome: Outcome) -> None:
     target = move.target
     steps = ["restore the external asset" if any(a.isTrashed for a in move.sources.values())
              else "keep the external asset"]
-    if move.created and move.whole:
+    if move.copy_goes:
         later = _curated_since(ctx, target, move.marker)
         if later:
             outcome.hold(Hold.CURATED_SINCE, *later)
