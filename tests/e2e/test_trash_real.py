@@ -86,7 +86,8 @@ def test_a_file_replaced_as_the_source_was_trashed_survives_the_purge(e2e, tmp_p
     world.scan(admin)
     source = world.id("a.jpg")
 
-    assert run(e2e.url, admin.key, [world.library["id"]], tmp_path / "1.json")["counts"]["uploaded"] == 1
+    first = run(e2e.url, admin.key, [world.library["id"]], tmp_path / "1.json")
+    assert first["counts"]["uploaded"] == 1, (first["counts"], first["notes"], first["outcomes"])
     time.sleep(1.1)  # a new modification time, as a sync tool's rename gives
     (world.folder / "a.jpg").write_bytes(new)
 
