@@ -5,6 +5,7 @@ them on a real Immich. The invariant checks every user's assets and the files on
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -337,3 +338,79 @@ def test_a_trashed_source_keeps_its_file_until_immich_purges_it(trash, scene, ru
     assert (photo.original_path in scene.world.disk) is trash
     check(scene.world, snap)
 
+
+
+# --- 9. what the gate proves for many units at once -----------------------------------------------------
+
+
+def album_lookups(fake, asset_id: str) -> int:
+    return len([e for e in fake.requests("GET", "/albums") if e.query == f"assetId={asset_id}"])
+
+
+def test_the_gate_reads_albums_once_per_batch_and_no_album_per_asset_when_none_moved(fake, scene, run_job):
+    lib = scene.library()
+    photos = [scene.photo(lib, f"p{i}.jpg") for i in range(4)]
+    phone = scene.internal(content(7), "phone.jpg")
+    scene.album("Trip", phone, *photos[:2], cover=phone)  # the cover stays: deleting a cover moves its album
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert result.counts()["uploaded"] == 4, result.report
+    assert all(album_lookups(fake, p.id) == 1 for p in photos), "each source's albums, read once: when its unit starts"
+    every = [e for e in fake.requests("GET", "/albums") if e.query == ""]
+    assert 2 <= len(every) <= 3, f"one read of all albums before the first unit, one per gate batch: {len(every)}"
+    check(scene.world, snap, delete_mode="force")
+
+
+def test_a_deleted_album_cover_makes_the_next_batch_read_albums_per_asset(fake, scene, run_job):
+    """Immich picks a new cover when the old one goes (updateThumbnails, on the next album read), which
+    moves the album's updatedAt: the gate cannot tell that from an asset added, so it reads again."""
+    lib = scene.library()
+    photos = [scene.photo(lib, f"p{i}.jpg") for i in range(4)]
+    scene.album("Trip", *photos)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert result.counts()["uploaded"] == 4, result.report
+    assert any(album_lookups(fake, p.id) == 2 for p in photos), "a batch after the cover's delete read per asset"
+    check(scene.world, snap, delete_mode="force")
+
+
+def add_before_the_gate(fake, scene, album, photo, touch_album: bool) -> None:
+    """After the unit read the photo's albums, just before a gate reads all albums, the photo joins `album`: as the web UI adds it (album.service addAssets: the album's updatedAt moves), or
+    as Immich's duplicate resolution keeps it (addAssetIdsToAlbums: no album moves, the kept asset's row
+    is updated)."""
+    def join():
+        entry = fake.current_request()
+        if entry.query or not album_lookups(fake, photo.id) or photo.id in album.asset_ids:
+            return  # not a gate's read of all albums after the unit read the photo's albums
+        with scene.world.lock:
+            album.asset_ids.append(photo.id)
+            if touch_album:
+                album.updated_at = time.time()
+            else:
+                photo.updated_at = time.time()
+    fake.faults.add("notify", method="GET", route="/albums", times=1000)
+    fake.on_notify = join
+
+
+@pytest.mark.parametrize("touch_album", [True, False], ids=["web-ui-add", "duplicate-resolution"])
+def test_an_album_joined_during_the_move_is_seen_by_the_gate_and_carried_next_run(fake, scene, run_job, touch_album):
+    lib = scene.library()
+    photo, other = scene.photo(lib, "a.jpg"), scene.photo(lib, "b.jpg")
+    late = scene.album("Late", other)
+    add_before_the_gate(fake, scene, late, photo, touch_album)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    first = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert photo.id in scene.world.assets and not scene.world.assets[photo.id].deleted_at, first.report["outcomes"]
+    assert album_lookups(fake, photo.id) == 2, "the gate read the source's albums: a marker said they may have changed"
+    fake.faults.clear()
+    fake.on_notify = None
+    second = run_job(scene.env(EXT2INT_DELETE="force"))
+    assert photo.id not in scene.world.assets, second.report["outcomes"]
+    assert moved(scene, photo).id in late.asset_ids, "the album joined during the move reached the copy"
+    check(scene.world, snap, delete_mode="force")

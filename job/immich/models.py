@@ -107,6 +107,7 @@ class Asset(_Model):
     isEdited: bool = False
     width: int | None = None
     height: int | None = None
+    updatedAt: str | None = None  # moved by every update of the asset's row (its asset_updatedAt trigger)
 
     @property
     def is_external(self) -> bool:
@@ -130,6 +131,7 @@ class Album(_Model):
     isActivityEnabled: bool = False
     ownerId: str | None = None
     users: list[AlbumUser] = Field(default_factory=list)
+    updatedAt: str | None = None  # moved by adding assets (not by removing them, nor by the copy endpoint)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Album:

@@ -54,10 +54,11 @@ class Mover:
     def _phase_one(self, unit: Unit, outcome: Outcome, stage: list[Stage]) -> Outcome | Pending:
         ctx = self.ctx
         with self._step(outcome, stage, Stage.READ):
+            albums_before = ctx.album_marks.before(ctx.client)  # before any read of the unit's sources
             read_at = SYSTEM.monotonic()
             still = read.source(ctx, unit.asset.id)
         if still.asset.stack is None:
-            return self._prepare(unit, outcome, stage, still, read_at)
+            return self._prepare(unit, outcome, stage, still, read_at, albums_before)
         # Stacked assets move one at a time, both phases and the gate under one lock: each reads its stack
         # after the previous one has finished, so none compares itself with a member caught half-way.
         # One lock for all stacks: on servers without the copy endpoint, joining a stack replaces it.
@@ -65,7 +66,7 @@ class Mover:
             with self._step(outcome, stage, Stage.READ):
                 read_at = SYSTEM.monotonic()
                 still = read.source(ctx, unit.asset.id)
-            result = self._prepare(unit, outcome, stage, still, read_at)
+            result = self._prepare(unit, outcome, stage, still, read_at, albums_before)
             if isinstance(result, Pending):
                 result = self.complete(result)
                 if isinstance(result, Pending) and self.gate is not None:
@@ -75,7 +76,8 @@ class Mover:
                         return result
         return outcome
 
-    def _prepare(self, unit: Unit, outcome: Outcome, stage: list[Stage], still, read_at: float) -> Outcome | Pending:
+    def _prepare(self, unit: Unit, outcome: Outcome, stage: list[Stage], still, read_at: float,
+                 albums_before: dict[str, str | None] | None = None) -> Outcome | Pending:
         ctx = self.ctx
         with self._step(outcome, stage, Stage.READ):
             video_id = still.asset.livePhotoVideoId
@@ -107,7 +109,8 @@ class Mover:
             taken = claim.take(ctx, ids, unit.asset.id, known=known, also=bring.intents(ctx, members))
         if taken is None:
             return outcome.skip(Skip.CLAIMED)
-        pending = Pending(outcome, stage, unit, members, identity(members), taken[0], ids, taken[1])
+        pending = Pending(outcome, stage, unit, members, identity(members), taken[0], ids, taken[1],
+                          albums_before=albums_before)
         try:
             with self._step(outcome, stage, Stage.UPLOAD):
                 for member in members:  # the video half first: the still links to it

@@ -57,6 +57,7 @@ class RunContext:
     unreleased: list[tuple[Claim, list[str]]] = field(default_factory=list)  # claims of ended units Immich did not take back
     targets: TargetLocks = field(default_factory=lambda: TargetLocks())  # one unit at a time carries to a target
     held: Held = field(default_factory=Held)  # the run's live claims, renewed while their units are in flight
+    album_marks: AlbumMarks = field(default_factory=lambda: AlbumMarks())  # the user's albums as last read
 
     def fan(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run independent calls side by side (each is one request, or none): a move then waits for
@@ -85,6 +86,39 @@ class RunContext:
     def sleep(self, seconds: float) -> None:
         """A move keeps waiting for Immich after a first signal; only a second one cuts the wait."""
         self.clock.sleep(seconds, until=self.hard_stop)
+
+
+class AlbumMarks:
+    """One read of all the user's albums (`GET /albums`: every album they own or were shared, as
+    `albums?assetId=` sees them) as a change marker: each album's `updatedAt`. Adding assets to an album
+    moves it (album.service addAssets and addAssetsToAlbums; a new album is a new id), so when no album
+    is new or moved between a read made before a unit's first read of its sources and a read at the
+    gate, no source of the unit joined an album since: the albums read at its start still hold, and the
+    gate reads no album per asset. Taking an asset out of an album does not move it, and needs not: a
+    source in fewer albums is still covered by its target."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, str | None] | None = None
+        self._lock = threading.Lock()
+
+    def before(self, client: ImmichClient) -> dict[str, str | None]:
+        """The latest read whose answer came before now (one read when there is none yet): the baseline
+        of a unit that starts now."""
+        with self._lock:
+            latest = self._latest
+        return latest if latest is not None else self.read(client)
+
+    def read(self, client: ImmichClient) -> dict[str, str | None]:
+        marks = {album.id: album.updatedAt for album in client.albums()}
+        with self._lock:
+            self._latest = marks
+        return marks
+
+    @staticmethod
+    def unchanged(before: dict[str, str | None] | None, now: dict[str, str | None]) -> bool:
+        """No album is new or moved since `before` (an album gone from `now` changes no source's set for
+        the worse). An album without a marker proves nothing."""
+        return before is not None and all(mark is not None and before.get(i) == mark for i, mark in now.items())
 
 
 class TargetLocks:
@@ -205,6 +239,7 @@ class Pending:
     claim_ids: list[str] = field(default_factory=list)
     claimed_at: float = 0.0  # when the claim was written (the system's monotonic clock: see claim.py)
     verified: bool = False
+    albums_before: dict[str, str | None] | None = None  # the user's album marks read before its sources (AlbumMarks)
 
     @property
     def source_ids(self) -> list[str]:

@@ -42,13 +42,17 @@ class Evidence:
 
 
 def gather(ctx: RunContext, pending: Pending, scope: Scope,
-           others: Callable[[str], RunContext] | None = None) -> Evidence:
-    """`others`: another user's context, to read their assets of a shared file with their own key."""
+           others: Callable[[str], RunContext] | None = None, albums_held: bool = False) -> Evidence:
+    """`others`: another user's context, to read their assets of a shared file with their own key.
+    `albums_held`: no album of the user is new or moved since before the unit read its sources
+    (AlbumMarks): a source whose own record did not change since either is in the albums it was in then,
+    so its albums are not read again."""
     evidence = Evidence()
     for member in pending.members:
-        for source_id in member.ids:
+        for facts in member.sources:
+            source_id = facts.asset.id
             try:
-                evidence.sources[source_id] = read.source(ctx, source_id)
+                evidence.sources[source_id] = read.source(ctx, source_id, albums_if_unchanged=facts if albums_held else None)
             except errors.NotFound:
                 evidence.sources[source_id] = None
         evidence.targets[member.target_id] = read.maybe_asset(ctx, member.target_id)

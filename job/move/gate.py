@@ -42,7 +42,7 @@ from job.decide import Scope
 from job.immich import errors
 from job.immich.models import Asset
 from job.move import bring, claim, read
-from job.move.context import Pending, RunContext, StepFailed
+from job.move.context import AlbumMarks, Pending, RunContext, StepFailed
 from job.move.evidence import gather
 from job.move.rules import PASS, Ruling, Verdict, copy_verdict, groups, judge, partners_of
 from job.outcome import Outcome, Stage
@@ -159,8 +159,9 @@ class Gate:
         scopes = self.scopes()
         units, was_parked = self.parked + batch, {id(p) for p in self.parked}
         self.parked = []
-        judged = [self._judge(p, scopes) for p in units] if len(units) <= 1 else \
-            list(self.pool.map(lambda p: self._judge(p, scopes), units))
+        marks = self._album_marks(units)
+        judged = [self._judge(p, scopes, marks) for p in units] if len(units) <= 1 else \
+            list(self.pool.map(lambda p: self._judge(p, scopes, marks), units))
         verdicts = {id(p): v for p, (v, _) in zip(units, judged)}
         decided, passing = [], []
         for group in groups([(p, needs) for p, (_, needs) in zip(units, judged)]):
@@ -205,11 +206,28 @@ class Gate:
                 verdict.end(outcome, pending.created)
         return decided
 
-    def _judge(self, pending: Pending, scopes: dict[str, Scope]) -> tuple[Verdict, dict[str, Asset]]:
+    def _album_marks(self, units: list[Pending]) -> dict[str, dict[str, str | None] | None]:
+        """Each user's albums now, one read per user for the whole batch (AlbumMarks); None where the
+        read failed (their units then read each source's albums)."""
+        marks: dict[str, dict[str, str | None] | None] = {}
+        for pending in units:
+            user = pending.unit.user
+            if user not in marks:
+                ctx = self.ctx_of(pending)
+                try:
+                    marks[user] = ctx.album_marks.read(ctx.client)
+                except errors.ImmichError:
+                    marks[user] = None
+        return marks
+
+    def _judge(self, pending: Pending, scopes: dict[str, Scope],
+               marks: dict[str, dict[str, str | None] | None]) -> tuple[Verdict, dict[str, Asset]]:
         ctx = self.ctx_of(pending)
         scope = scopes.get(pending.unit.user) or next(iter(scopes.values()))
+        now = marks.get(pending.unit.user)
         try:
-            evidence = gather(ctx, pending, scope, others=lambda user: self.ctxs[user])
+            evidence = gather(ctx, pending, scope, others=lambda user: self.ctxs[user],
+                              albums_held=now is not None and AlbumMarks.unchanged(pending.albums_before, now))
             verdict = judge(pending, evidence, scope=scope, is_source=ctx.sources.__contains__,
                             claim_holds=lambda f: claim.holds(ctx, pending.claim, f.metadata))
             return verdict, partners_of(evidence, scope)

@@ -15,15 +15,24 @@ from job.outcome import Hold
 from job.transfer import hash_original
 
 
-def source(ctx: RunContext, asset_id: str, metadata: tuple[MetadataItem, ...] | None = None) -> Facts:
+def source(ctx: RunContext, asset_id: str, metadata: tuple[MetadataItem, ...] | None = None,
+           albums_if_unchanged: Facts | None = None) -> Facts:
     """Everything curated about a source, read side by side. Optional kinds are read only when the
     asset has them, so a plain photo costs three reads (two when its key/values, `metadata`, were just
-    read)."""
+    read). `albums_if_unchanged`: an earlier read of it, whose albums still hold if the asset's own
+    record has not changed since (the gate, when no album moved: AlbumMarks); its albums are then not
+    read. The record matters: Immich's duplicate resolution adds the asset it keeps to the albums of
+    the ones it trashes without moving those albums' marker, and it updates the kept asset's row."""
     c = ctx.client
     known = metadata
+    earlier = albums_if_unchanged
     for attempt in range(1, 4):
-        asset, albums, metadata = ctx.fan(lambda: c.asset(asset_id), lambda: c.albums(asset_id),
+        asset, albums, metadata = ctx.fan(lambda: c.asset(asset_id),
+                                          (lambda: None) if earlier is not None else (lambda: c.albums(asset_id)),
                                           (lambda: known) if known is not None else (lambda: c.metadata_of(asset_id)))
+        if albums is None:
+            same = asset.updatedAt is not None and asset.updatedAt == earlier.asset.updatedAt
+            albums = earlier.albums if same and earlier.albums is not None else c.albums(asset_id)
         try:
             faces, edits, stack = ctx.fan(
                 (lambda: tuple(c.faces_of(asset_id))) if asset.people else (lambda: ()),

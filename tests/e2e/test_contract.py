@@ -402,6 +402,13 @@ def observe_change_markers(api: Api, import_root: Path, seed: int) -> list[tuple
     wait_idle(api)  # the asset's updatedAt moves with Immich's sidecar write, after the PUT (see below)
     seen.append(("a listing with updatedAfter finds what changed since",
                  sorted(Path(x["originalPath"]).name for x in api.search(libraryId=lib["id"], updatedAfter=since))))
+    # the gate's one read of all albums per batch (AlbumMarks) shows the same marker as the album itself
+    listed = next(x for x in api.get("/albums") if x["id"] == album["id"])
+    seen.append(("the list of all albums shows each album's marker", listed["updatedAt"] == marks()[1]))
+    cover = listed["albumThumbnailAssetId"]
+    seen.append(("the album's cover is one of its assets", cover in (a, b, copy_target)))
+    moved("its cover trashed (Immich picks another cover on the next album read)",
+          lambda: api.call("DELETE", "/assets", json={"ids": [cover]}))
     return seen
 
 
@@ -419,7 +426,11 @@ def test_the_fake_moves_the_change_markers_like_the_real_immich(e2e, tmp_path):
         ("a tag", moves),
         ("a stack", moves),
         ("a listing with updatedAfter finds what changed since", ["b.jpg"]),
-    ], "what a bulk proof could stand on (issue 28)"
+        ("the list of all albums shows each album's marker", True),
+        ("the album's cover is one of its assets", True),
+        ("its cover trashed (Immich picks another cover on the next album read)",
+         {"asset.updatedAt moved": False, "album.updatedAt moved": True, "assetCount": -1}),
+    ], "what a bulk proof stands on (issue 28)"
     # Seen on the real server only (the fake has no queues): a description's PUT does not move the asset's
     # updatedAt by itself; Immich's sidecar-write job does, a moment later. A proof by updatedAt must wait
     # for Immich's queues, or it misses an edit made just before it.

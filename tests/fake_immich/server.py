@@ -34,6 +34,7 @@ class Logged:
     status: int | None = None
     at: float = field(default_factory=time.time)
     body: Any = None
+    query: str = ""
 
     @property
     def mutating(self) -> bool:
@@ -244,7 +245,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, {"message": f"Cannot {method} {path}", "error": "Not Found", "statusCode": 404})
         sub = path[4:]
         route, params = self.match(method, sub)
-        entry = Logged(method, path, route.template if route else sub)
+        entry = Logged(method, path, route.template if route else sub, query=split.query)
         fake.record(entry)
         fake._handling.entry = entry
         faults = fake.faults.take(method, entry.route, self.headers.get("x-api-key"))
@@ -1061,6 +1062,7 @@ class Routes:
             if body["albumThumbnailAssetId"] not in album.asset_ids:
                 raise ApiError(400, "Invalid album thumbnail")
             album.thumbnail_asset_id = body["albumThumbnailAssetId"]
+        album.updated_at = time.time()  # the album_updatedAt trigger
         return render.album(world, album)
 
     @staticmethod

@@ -777,13 +777,15 @@ class World:
     # --- albums ---------------------------------------------------------------------------------
 
     def update_thumbnails(self) -> None:
-        """album.repository updateThumbnails (run by GET /albums): a missing or stale cover becomes
-        the newest asset."""
+        """album.repository updateThumbnails (run by GET /albums): a missing cover of an album with
+        assets, or a cover no longer in it, becomes the newest asset; only those rows are updated."""
         for album in self.albums.values():
             members = [self.assets[i] for i in album.asset_ids if i in self.assets and self.assets[i].deleted_at is None]
-            if album.thumbnail_asset_id is None or album.thumbnail_asset_id not in [m.id for m in members]:
+            if (album.thumbnail_asset_id is None and members) or \
+                    (album.thumbnail_asset_id is not None and album.thumbnail_asset_id not in [m.id for m in members]):
                 newest = max(members, key=lambda a: a.file_created_at, default=None)
                 album.thumbnail_asset_id = newest.id if newest else None
+                album.updated_at = time.time()  # an UPDATE of the album's row: its album_updatedAt trigger
 
     # --- faces ----------------------------------------------------------------------------------
 
