@@ -414,3 +414,53 @@ def test_an_album_joined_during_the_move_is_seen_by_the_gate_and_carried_next_ru
     assert photo.id not in scene.world.assets, second.report["outcomes"]
     assert moved(scene, photo).id in late.asset_ids, "the album joined during the move reached the copy"
     check(scene.world, snap, delete_mode="force")
+
+
+def gate_listings(fake) -> list[int]:
+    """Where in the log the gate listed what changed since its batch's targets were verified."""
+    return [i for i, e in enumerate(fake.log) if e.route == "/search/metadata" and (e.body or {}).get("updatedAfter")]
+
+
+def target_reads_after(fake, start: int, target_ids: set[str]) -> int:
+    return len([e for e in fake.log[start:] if e.method == "GET" and e.route == "/assets/{id}"
+                and e.path.rsplit("/", 1)[-1] in target_ids])
+
+
+def test_the_gate_lists_the_batchs_targets_once_instead_of_reading_each(fake, scene, run_job):
+    lib = scene.library()
+    photos = [scene.photo(lib, f"p{i}.jpg") for i in range(3)]
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force", EXT2INT_CONCURRENCY="1"))
+
+    assert result.counts()["uploaded"] == 3, result.report
+    listings = gate_listings(fake)
+    assert listings, "the gate listed what changed since its targets were verified"
+    targets = {moved(scene, p).id for p in photos}
+    assert target_reads_after(fake, listings[0], targets) == 0 or len(listings) > 1
+    assert target_reads_after(fake, listings[-1], targets) == 0, "no target read on its own after the last listing"
+    check(scene.world, snap, delete_mode="force")
+
+
+def test_a_target_changed_after_its_verification_is_seen_in_the_listing(fake, scene, run_job):
+    """The copy's description changes between its verification and the gate (an edit, or another process
+    carrying into it): the listing shows the copy as it is now, and the unit waits."""
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg", description="Cliffs")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    def edit():  # at the first search after the copy: the gate's listing, before Immich answers it
+        if not fake.requests("PUT", "/assets/copy"):
+            return
+        with scene.world.lock:
+            target = moved(scene, photo)
+            if target.exif.get("description") == "Cliffs":
+                target.exif["description"] = "Cliffs, edited"
+    fake.faults.add("notify", method="POST", route="/search/metadata", times=1000)
+    fake.on_notify = edit
+
+    first = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert first.counts().get("waiting") == 1, first.report["outcomes"]
+    assert photo.id in scene.world.assets, "the source stays while the copy does not show what was verified"
+    check(scene.world, snap, delete_mode="force", require_done=False)

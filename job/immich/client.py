@@ -49,7 +49,8 @@ class Capabilities:
 _TREE = {"libraryId": ("libraryId", "eq"), "originalPath": ("originalPath", "eq"), "checksum": ("checksum", "eq"),
          "id": ("id", "eq"), "albumIds": ("albumIds", "any"), "isMotion": ("isMotion", "eq"),
          "pathStartsWith": ("originalPath", "startsWith"), "originalFileName": ("originalFileName", "eq"),
-         "trashedAfter": ("trashedAt", "gte"), "trashedBefore": ("trashedAt", "lte")}
+         "trashedAfter": ("trashedAt", "gte"), "trashedBefore": ("trashedAt", "lte"),
+         "updatedAfter": ("updatedAt", "gte")}
 _FLAT = {"pathStartsWith": "originalPath"}  # older servers: the flat substring match, a wider net
 
 

@@ -206,6 +206,7 @@ class Member:
     sidecar_at: float | None = None  # when the source's sidecar was copied to a new target (the run's clock)
     sidecar_missing: bool = False  # Immich could not copy the source's sidecar: its file is gone from disk
     expected: Record | None = None  # what the target must hold, once carried
+    verified: Asset | None = None  # the target as read when it was verified (its updatedAt bounds the gate's listing)
     carried: dict[str, Record] = field(default_factory=dict)  # each source's record, as the carry read it
 
     @property

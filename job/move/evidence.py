@@ -42,11 +42,13 @@ class Evidence:
 
 
 def gather(ctx: RunContext, pending: Pending, scope: Scope,
-           others: Callable[[str], RunContext] | None = None, albums_held: bool = False) -> Evidence:
+           others: Callable[[str], RunContext] | None = None, albums_held: bool = False,
+           listed: dict[str, Asset] | None = None) -> Evidence:
     """`others`: another user's context, to read their assets of a shared file with their own key.
     `albums_held`: no album of the user is new or moved since before the unit read its sources
     (AlbumMarks): a source whose own record did not change since either is in the albums it was in then,
-    so its albums are not read again."""
+    so its albums are not read again. `listed`: the user's assets updated since the batch's targets were
+    verified, as the gate listed them once (see `target_now`)."""
     evidence = Evidence()
     for member in pending.members:
         for facts in member.sources:
@@ -55,13 +57,27 @@ def gather(ctx: RunContext, pending: Pending, scope: Scope,
                 evidence.sources[source_id] = read.source(ctx, source_id, albums_if_unchanged=facts if albums_held else None)
             except errors.NotFound:
                 evidence.sources[source_id] = None
-        evidence.targets[member.target_id] = read.maybe_asset(ctx, member.target_id)
+        evidence.targets[member.target_id] = target_now(ctx, member, listed)
         evidence.files.append(_file_now(ctx, member, scope, others))
     for member in pending.members:
         if member.role == "video" and ctx.live_stills is not None:
             for source_id in member.ids:
                 evidence.stills_of[source_id] = ctx.live_stills().get(source_id, [])
     return evidence
+
+
+def target_now(ctx: RunContext, member: Member, listed: dict[str, Asset] | None) -> Asset | None:
+    """The target now. The gate's listing holds every asset updated since the batch's targets were
+    verified, so a verified target is in it (gone from it only when deleted, or moved out of the
+    listing's reach: locked), with its row and EXIF as they are now: the bytes' proof (checksum, size,
+    owner), trashed or not, its path, its video, and every value the gate compares except tags, which a
+    listing does not carry. So the listing stands for one read of the target when the unit expects no
+    tags on it; a target not in it, or one that must show tags, is read on its own."""
+    if listed is not None and member.verified is not None and member.expected is not None and not member.expected.tags:
+        found = listed.get(member.target_id)
+        if found is not None and found.exifInfo is not None:
+            return found
+    return read.maybe_asset(ctx, member.target_id)
 
 
 def _file_now(ctx: RunContext, member: Member, scope: Scope, others: Callable[[str], RunContext] | None) -> FileNow:

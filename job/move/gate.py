@@ -160,8 +160,9 @@ class Gate:
         units, was_parked = self.parked + batch, {id(p) for p in self.parked}
         self.parked = []
         marks = self._album_marks(units)
-        judged = [self._judge(p, scopes, marks) for p in units] if len(units) <= 1 else \
-            list(self.pool.map(lambda p: self._judge(p, scopes, marks), units))
+        listed = self._targets_listed([p for p in units if id(p) not in was_parked])
+        judged = [self._judge(p, scopes, marks, listed) for p in units] if len(units) <= 1 else \
+            list(self.pool.map(lambda p: self._judge(p, scopes, marks, listed), units))
         verdicts = {id(p): v for p, (v, _) in zip(units, judged)}
         decided, passing = [], []
         for group in groups([(p, needs) for p, (_, needs) in zip(units, judged)]):
@@ -220,14 +221,46 @@ class Gate:
                     marks[user] = None
         return marks
 
-    def _judge(self, pending: Pending, scopes: dict[str, Scope],
-               marks: dict[str, dict[str, str | None] | None]) -> tuple[Verdict, dict[str, Asset]]:
+    MAX_LISTED_PAGES = 3  # a listing longer than this (a busy server) is left for one read per target
+
+    def _targets_listed(self, units: list[Pending]) -> dict[str, dict[str, Asset]]:
+        """Each user's assets updated since the earliest verification of their units' targets: one
+        `POST /search/metadata` (`updatedAfter`, inclusive, trashed ones included) per user and batch.
+        Every update of an asset's row moves its updatedAt, and nothing moves it back, so each target is
+        in it, with its row and EXIF as they are now (`evidence.target_now` says when that suffices). A
+        user whose listing fails or runs long gets none: their targets are read one by one."""
+        bounds: dict[str, str] = {}
+        for pending in units:
+            for member in pending.members:
+                at = member.verified.updatedAt if member.verified is not None else None
+                user = pending.unit.user
+                if at is not None and (user not in bounds or at < bounds[user]):
+                    bounds[user] = at  # ISO 8601 in UTC, one format: they order as text
+        listed: dict[str, dict[str, Asset]] = {}
+        for user, bound in bounds.items():
+            ctx = self.ctxs.get(user) or next(iter(self.ctxs.values()))
+            found: dict[str, Asset] = {}
+            try:
+                for page in range(1, self.MAX_LISTED_PAGES + 1):
+                    result = ctx.client.search_assets(page=page, size=1000, with_exif=True, with_deleted=True,
+                                                      updatedAfter=bound)
+                    found.update((a.id, a) for a in result.items)
+                    if not result.nextPage:
+                        listed[user] = found
+                        break
+            except errors.ImmichError:
+                pass
+        return listed
+
+    def _judge(self, pending: Pending, scopes: dict[str, Scope], marks: dict[str, dict[str, str | None] | None],
+               listed: dict[str, dict[str, Asset]]) -> tuple[Verdict, dict[str, Asset]]:
         ctx = self.ctx_of(pending)
         scope = scopes.get(pending.unit.user) or next(iter(scopes.values()))
         now = marks.get(pending.unit.user)
         try:
             evidence = gather(ctx, pending, scope, others=lambda user: self.ctxs[user],
-                              albums_held=now is not None and AlbumMarks.unchanged(pending.albums_before, now))
+                              albums_held=now is not None and AlbumMarks.unchanged(pending.albums_before, now),
+                              listed=listed.get(pending.unit.user))
             verdict = judge(pending, evidence, scope=scope, is_source=ctx.sources.__contains__,
                             claim_holds=lambda f: claim.holds(ctx, pending.claim, f.metadata))
             return verdict, partners_of(evidence, scope)

@@ -48,6 +48,7 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
             found = differences(member.expected, now)
             if not found:
                 if not applied or (confirm_at is not None and clock.monotonic() >= confirm_at):
+                    member.verified = asset
                     return
                 if ctx.hard_stop.is_set():
                     raise Waiting("stopping before the job's own writes to the new asset were confirmed")

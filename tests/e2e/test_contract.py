@@ -448,3 +448,48 @@ def test_the_fake_moves_the_change_markers_like_the_real_immich(e2e, tmp_path):
     right_after = admin.asset(asset)["updatedAt"]
     admin.wait_idle()
     assert (right_after == before, admin.asset(asset)["updatedAt"] != before) == (True, True)
+
+
+GATE_FIELDS = ("id", "ownerId", "libraryId", "checksum", "isTrashed", "visibility", "isFavorite", "originalPath",
+               "livePhotoVideoId")
+GATE_EXIF = ("description", "rating", "dateTimeOriginal", "timeZone", "latitude", "longitude", "fileSizeInByte")
+
+
+def observe_gate_listing(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
+    """The gate's one listing per batch (`evidence.target_now`): `POST /search/metadata` with `updatedAfter`
+    the earliest verified target's `updatedAt` holds each target with every field the gate compares, as
+    `GET /assets/{id}` shows them; trashed ones too; a locked one is out of its reach (then read alone)."""
+    seen: list[tuple[str, object]] = []
+    ids = [upload(api, media.jpeg(seed + i), f"listing-{seed}-{i}.jpg")[1]["id"] for i in range(3)]
+    wait_idle(api)
+    first, second, third = ids
+    bound = min(api.asset(i)["updatedAt"] for i in ids)
+    api.call("PUT", "/assets", json={"ids": [second], "description": "edited", "rating": 2, "isFavorite": True})
+    api.call("DELETE", "/assets", json={"ids": [third]})
+    wait_idle(api)
+
+    def fields(asset: dict) -> dict:
+        exif = asset.get("exifInfo") or {}
+        return {**{k: asset.get(k) for k in GATE_FIELDS}, **{k: exif.get(k) for k in GATE_EXIF}}
+
+    listed = {a["id"]: a for a in api.search(updatedAfter=bound, withExif=True, withDeleted=True)}
+    seen.append(("each asset updated since the bound is listed", sorted(i in listed for i in ids)))
+    seen.append(("with the fields the gate compares, as GET /assets/{id} shows them",
+                 [fields(listed[i]) == fields(api.asset(i)) for i in ids]))
+    seen.append(("the edit and the trash show in it", (listed[second]["exifInfo"]["description"],
+                                                      listed[second]["isFavorite"], listed[third]["isTrashed"])))
+    api.call("PUT", "/assets", json={"ids": [first], "visibility": "locked"})
+    seen.append(("a locked asset is out of its reach",
+                 first in {a["id"] for a in api.search(updatedAfter=bound, withExif=True, withDeleted=True)}))
+    return seen
+
+
+@pytest.mark.e2e
+def test_the_gates_listing_shows_what_a_read_of_each_target_shows(e2e, tmp_path):
+    real = real_and_fake(e2e, tmp_path, observe_gate_listing)
+    assert real == [
+        ("each asset updated since the bound is listed", [True, True, True]),
+        ("with the fields the gate compares, as GET /assets/{id} shows them", [True, True, True]),
+        ("the edit and the trash show in it", ("edited", True, True)),
+        ("a locked asset is out of its reach", False),
+    ], "what the gate's listing stands on (issue 28)"
