@@ -169,7 +169,7 @@ def observe(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
 
 def real_and_fake(e2e, tmp_path, scenario) -> list[tuple[str, object]]:
     """Run `scenario` on the real Immich and on a fresh fake; assert they saw the same; return the real one."""
-    seed = random.randrange(1_000_000)
+    seed = random.randrange(1 << 48)
     real = scenario(e2e.admin, e2e.import_root, seed)
     fake = FakeImmich().start()
     try:
@@ -437,7 +437,7 @@ def test_the_fake_moves_the_change_markers_like_the_real_immich(e2e, tmp_path):
     admin = e2e.admin
     folder = e2e.import_root / f"markers-late-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
-    (folder / "c.jpg").write_bytes(media.jpeg(random.randrange(1_000_000)))
+    (folder / "c.jpg").write_bytes(media.jpeg(random.randrange(1 << 48)))
     lib = admin.call("POST", "/libraries", json={"ownerId": admin.me()["id"], "name": folder.name, "importPaths": [str(folder)]})
     admin.call("POST", f"/libraries/{lib['id']}/scan")
     wait_for(admin, lambda: len(admin.search(libraryId=lib["id"])) == 1)

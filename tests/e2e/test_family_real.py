@@ -36,7 +36,7 @@ def internal_of(api, data: bytes) -> list[dict]:
 def build_family(e2e, tmp_path: Path) -> dict:
     admin, other = e2e.admin, e2e.other
     mum = World.create(admin, admin, e2e.import_root, "family")  # the shared folder, Mum's library over it
-    seed = random.randrange(1_000_000)
+    seed = random.randrange(1 << 48)
     mum.write("beach.jpg", media.jpeg(seed))
     mum.write("cake.jpg", media.jpeg(seed + 1))
     cid = str(uuid.uuid4()).upper()

@@ -22,7 +22,7 @@ XMP = media.xmp(description="Cliffs at dawn", rating=4, tags=("Trips/Ireland",),
 
 
 def seed() -> int:
-    return random.randrange(1_000_000)
+    return random.randrange(1 << 48)
 
 
 def copy_of(api, data: bytes) -> dict:

@@ -50,7 +50,7 @@ def build_curated_world(e2e, tmp_path: Path) -> tuple[World, dict]:
     """Real media files, scanned by Immich, then curated through the API like a user would."""
     admin = e2e.admin
     world = World.create(admin, admin, e2e.import_root, "curated")
-    seed = random.randrange(1_000_000)
+    seed = random.randrange(1 << 48)
     tag = world.folder.name
     world.write("p01.jpg", media.jpeg(seed + 1, taken=datetime(2019, 5, 1, 10), gps=(53.3, -6.2)))
     world.write("p02.jpg", media.jpeg(seed + 2, taken=datetime(2015, 8, 9, 9), gps=(40.0, 3.0)))
@@ -106,7 +106,7 @@ def build_curated_world(e2e, tmp_path: Path) -> tuple[World, dict]:
 
 def other_users_world(e2e) -> tuple[World, dict]:
     world = World.create(e2e.admin, e2e.other, e2e.import_root, "other")
-    world.write("o01.jpg", media.jpeg(random.randrange(1_000_000)))
+    world.write("o01.jpg", media.jpeg(random.randrange(1 << 48)))
     world.scan(e2e.admin)
     e2e.other.call("PUT", "/assets", json={"ids": [world.id("o01.jpg")], "isFavorite": True})
     e2e.admin.wait_idle()
@@ -202,8 +202,8 @@ def test_a_curated_library_moves_completely_on_a_real_immich(e2e, tmp_path, gate
 def test_force_deletes_the_files_and_a_rescan_brings_nothing_back(e2e, tmp_path):
     admin = e2e.admin
     world = World.create(admin, admin, e2e.import_root, "force")
-    world.write("a.jpg", media.jpeg(random.randrange(1_000_000)))
-    world.write("b.png", media.png(random.randrange(1_000_000)))
+    world.write("a.jpg", media.jpeg(random.randrange(1 << 48)))
+    world.write("b.png", media.png(random.randrange(1 << 48)))
     world.scan(admin)
     code, out, err = finish(job(e2e, world, report=tmp_path / "r.json", EXT2INT_DELETE="force"))
     assert code == 0, err
@@ -220,7 +220,7 @@ def test_force_deletes_the_files_and_a_rescan_brings_nothing_back(e2e, tmp_path)
 def test_a_key_without_delete_permission_stops_and_deletes_nothing(e2e, tmp_path):
     admin = e2e.admin
     world = World.create(admin, admin, e2e.import_root, "perm")
-    world.write("a.jpg", media.jpeg(random.randrange(1_000_000)))
+    world.write("a.jpg", media.jpeg(random.randrange(1 << 48)))
     world.scan(admin)
     everything = [p for p in ("user.read asset.read asset.download asset.upload asset.update asset.copy album.read "
                               "album.update tag.asset stack.read stack.update face.read face.create person.read "
@@ -240,7 +240,7 @@ def test_a_key_without_delete_permission_stops_and_deletes_nothing(e2e, tmp_path
 @pytest.mark.e2e
 def test_another_users_library_is_refused(e2e, tmp_path):
     theirs = World.create(e2e.admin, e2e.other, e2e.import_root, "refuse")
-    theirs.write("o.jpg", media.jpeg(random.randrange(1_000_000)))
+    theirs.write("o.jpg", media.jpeg(random.randrange(1 << 48)))
     theirs.scan(e2e.admin)
     code, out, err = finish(job(e2e, theirs, key=e2e.admin.key))
     assert code == 2 and "whose API key this run does not have" in err

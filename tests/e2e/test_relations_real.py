@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def seed() -> int:
-    return random.randrange(1_000_000)
+    return random.randrange(1 << 48)
 
 
 def internal_of(api, data: bytes) -> list[dict]:

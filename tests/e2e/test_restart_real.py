@@ -89,7 +89,7 @@ def test_immich_restarting_mid_run_leaves_nothing_stuck_and_nothing_uncurated(e2
     admin = e2e.admin
     world = World.create(admin, admin, e2e.import_root, "restart")
     for i in range(PHOTOS):
-        world.write(f"r{i:02d}.jpg", media.jpeg(random.randrange(1_000_000)))
+        world.write(f"r{i:02d}.jpg", media.jpeg(random.randrange(1 << 48)))
     world.scan(admin)
     album = admin.call("POST", "/albums", json={"albumName": "restart", "assetIds": [a["id"] for a in world.assets.values()]})
     for i, name in enumerate(sorted(world.assets)):

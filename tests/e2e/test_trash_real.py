@@ -44,7 +44,7 @@ def copy_of(api, data: bytes) -> dict:
 def test_curation_made_as_the_source_was_trashed_reaches_the_copy_before_the_purge(e2e, tmp_path):
     admin = e2e.admin
     world = World.create(admin, admin, e2e.import_root, "watch-curated")
-    data = media.jpeg(random.randrange(1_000_000))
+    data = media.jpeg(random.randrange(1 << 48))
     world.write("a.jpg", data)
     world.scan(admin)
     source = world.id("a.jpg")
@@ -81,7 +81,7 @@ def test_curation_made_as_the_source_was_trashed_reaches_the_copy_before_the_pur
 def test_a_file_replaced_as_the_source_was_trashed_survives_the_purge(e2e, tmp_path):
     admin = e2e.admin
     world = World.create(admin, admin, e2e.import_root, "watch-file")
-    old, new = media.jpeg(random.randrange(1_000_000)), media.jpeg(random.randrange(1_000_000))
+    old, new = media.jpeg(random.randrange(1 << 48)), media.jpeg(random.randrange(1 << 48))
     world.write("a.jpg", old)
     world.scan(admin)
     source = world.id("a.jpg")
