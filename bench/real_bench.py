@@ -61,14 +61,14 @@ def cli() -> list[str]:
     return [str(node), str(entry)]
 
 
-def photo(seed: int) -> bytes:
-    """About 0.5 MB: a noisy 800x600 JPEG with an EXIF date."""
+def photo(seed: int, size: tuple[int, int] = (800, 600), quality: int = 75) -> bytes:
+    """A noisy JPEG with an EXIF date (about 0.5 MB at the default size)."""
     rng = random.Random(seed)
-    image = Image.frombytes("RGB", (800, 600), rng.randbytes(800 * 600 * 3))
+    image = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
     exif = Image.Exif()
     exif.get_ifd(0x8769)[0x9003] = dt.datetime(2019, 5, 1, 10, 0, 0).strftime("%Y:%m:%d %H:%M:%S")
     out = BytesIO()
-    image.save(out, "JPEG", quality=75, exif=exif)
+    image.save(out, "JPEG", quality=quality, exif=exif)
     return out.getvalue()
 
 

@@ -27,25 +27,13 @@ import sys
 import tempfile
 import time
 import uuid
-from io import BytesIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from PIL import Image  # noqa: E402
-
+from bench.real_bench import photo  # noqa: E402
 from tests.e2e.immich import Api  # noqa: E402
-
-
-def small_photo(seed: int) -> bytes:
-    rng = random.Random(seed)
-    image = Image.frombytes("RGB", (160, 120), rng.randbytes(160 * 120 * 3))
-    exif = Image.Exif()
-    exif.get_ifd(0x8769)[0x9003] = dt.datetime(2019, 5, 1, 10, 0, 0).strftime("%Y:%m:%d %H:%M:%S")
-    out = BytesIO()
-    image.save(out, "JPEG", quality=70, exif=exif)
-    return out.getvalue()
 
 
 def library_of(admin: Api, import_root: Path, count: int, seed: int) -> str:
@@ -54,7 +42,7 @@ def library_of(admin: Api, import_root: Path, count: int, seed: int) -> str:
     for i in range(count):
         sub = folder / f"{i // 500:03}"  # folders of 500, as a camera's
         sub.mkdir(exist_ok=True)
-        (sub / f"p{i:05}.jpg").write_bytes(small_photo(seed * 1_000_000 + i))
+        (sub / f"p{i:05}.jpg").write_bytes(photo(seed * 1_000_000 + i, size=(160, 120), quality=70))
     me = admin.me()["id"]
     library = admin.call("POST", "/libraries", json={"ownerId": me, "name": folder.name, "importPaths": [str(folder)]})
     admin.call("POST", f"/libraries/{library['id']}/scan")

@@ -84,7 +84,11 @@ class Gate:
         self._thread.start()
 
     def ctx_of(self, pending: Pending) -> RunContext:
-        return self.ctxs.get(pending.unit.user) or next(iter(self.ctxs.values()))
+        return self._ctx(pending.unit.user)
+
+    def _ctx(self, user: str) -> RunContext:
+        """That user's context (the run's only one, in a run with one key)."""
+        return self.ctxs.get(user) or next(iter(self.ctxs.values()))
 
     def submit(self, pending: Pending) -> None:
         with self._due:
@@ -238,7 +242,7 @@ class Gate:
                     bounds[user] = at  # ISO 8601 in UTC, one format: they order as text
         listed: dict[str, dict[str, Asset]] = {}
         for user, bound in bounds.items():
-            ctx = self.ctxs.get(user) or next(iter(self.ctxs.values()))
+            ctx = self._ctx(user)
             found: dict[str, Asset] = {}
             try:
                 for page in range(1, self.MAX_LISTED_PAGES + 1):
@@ -274,7 +278,7 @@ class Gate:
             by_user.setdefault(pending.unit.user, []).extend(pending.source_ids)
         failures = {}
         for user, ids in by_user.items():
-            ctx = self.ctxs.get(user) or next(iter(self.ctxs.values()))
+            ctx = self._ctx(user)
             ctx.held.drop([p.claim for p in passing if p.unit.user == user])  # their sources go: never renewed again
             try:
                 ctx.client.delete_assets(ids, force=self.force)
