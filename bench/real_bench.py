@@ -9,10 +9,19 @@ Per round, alternating so that all see the same machine (after an untimed warm-u
 (nothing deduplicates against an earlier round):
   - the baseline: @immich/cli (pinned, with a pinned Node from the npm registry) uploading a folder as the
     second user, at concurrency 4;
-  - ext2int moving a folder of the same size out of a new external library of the admin (scanned, queues
-    idle before timing), verification and the delete gate on, to completion;
+  - ext2int moving a folder of the same size out of a new external library (scanned, queues idle before
+    timing), verification and the delete gate on, to completion. Each library belongs to a new admin made
+    for it, who owns that one library with one import path, as most users do (the key still sees every
+    library of the server); not the test server's first admin, who owns hundreds left by the tests (where a user's libraries have two
+    import paths or more, each unit also searches once by file name: see the README);
   - the same with a curated library: most assets in an album, tagged, described and rated in Immich
-    before the move, so the job writes and confirms what it carries.
+    before the move, so the job writes and confirms what it carries;
+  - the floor of any move through Immich's API (`naive`): the same library moved by a loop that proves
+    nothing, at concurrency 4, one call at a time across all assets, Immich idle between them: download
+    each original and upload it, copy albums, stack, favourite and sidecar (`PUT /assets/copy`), trash
+    the sources (`DELETE /assets`, 100 per request). Each call's Immich CPU is measured alone (with the
+    jobs it queues), so the table shows which part of a move is the upload the CLI pays too, and which
+    is work only a move needs.
 Printed, per method: the command's own assets/s; assets/s until Immich is idle again (the time a user
 waits for the work) and its ratio to the CLI (goal >= 0.9x); Immich's CPU seconds per asset (its server
 processes, Postgres and Redis, read from /proc before and after, until idle) and the ratio to the CLI
@@ -33,12 +42,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import requests  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tests import media  # noqa: E402
@@ -150,6 +162,58 @@ def run_ext2int(url: str, key: str, library: str, concurrency: int) -> tuple[flo
     return wall, int(rss), float(cpu), data
 
 
+def fresh_user(admin: Api, name: str) -> Api:
+    """A new admin of the server (a key that sees every library, so the job can prove no other user's library
+    holds a file) and an API key of theirs with every permission."""
+    email, password = f"{name}@bench.invalid", uuid.uuid4().hex
+    admin.call("POST", "/admin/users", json={"email": email, "password": password, "name": name, "isAdmin": True})
+    login = requests.post(f"{admin.url}/auth/login", json={"email": email, "password": password}, timeout=60)
+    login.raise_for_status()  # not through the admin's session: its cookie would then act as this user
+    token = login.json()["accessToken"]
+    key = requests.post(f"{admin.url}/api-keys", json={"name": "bench", "permissions": ["all"]}, timeout=60,
+                        headers={"Authorization": f"Bearer {token}"})
+    key.raise_for_status()
+    return Api(admin.url.removesuffix("/api"), key.json()["secret"])
+
+
+def run_naive(api: Api, admin: Api, library: str, concurrency: int) -> tuple[float, dict[str, float]]:
+    """The floor of a move, as the library's owner (`api`): no reads beyond the listing, no claims, no
+    verification, no gate. Returns the seconds (each call's phase until Immich is idle again, as the admin
+    sees the queues, summed) and Immich's CPU seconds per phase."""
+    sources = api.search(libraryId=library)
+    spent: dict[str, float] = {}
+    seconds = 0.0
+
+    def phase(name: str, work) -> list:
+        nonlocal seconds
+        started, before = time.monotonic(), server_cpu()
+        with ThreadPoolExecutor(concurrency) as pool:
+            done = list(pool.map(work, sources if name != "delete" else range(0, len(sources), 100)))
+        admin.wait_idle(timeout=1800)
+        seconds += time.monotonic() - started
+        spent[name] = server_cpu() - before
+        return done
+
+    def upload(asset: dict) -> str:
+        got = api.session.get(f"{api.url}/assets/{asset['id']}/original", timeout=60)
+        got.raise_for_status()
+        data = got.content
+        response = api.session.post(api.url + "/assets", timeout=60,
+                                    files={"assetData": (asset["originalFileName"], data, "application/octet-stream")},
+                                    data={"fileCreatedAt": asset["fileCreatedAt"], "fileModifiedAt": asset["fileModifiedAt"],
+                                          "deviceAssetId": asset["id"], "deviceId": "naive"})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    targets = dict(zip((a["id"] for a in sources), phase("upload", upload)))
+    phase("copy", lambda a: api.call("PUT", "/assets/copy", json={
+        "sourceId": a["id"], "targetId": targets[a["id"]], "albums": True, "sharedLinks": True, "stack": True,
+        "favorite": True, "sidecar": True}))
+    phase("delete", lambda start: api.call("DELETE", "/assets", json={
+        "ids": [a["id"] for a in sources[start:start + 100]], "force": False}))
+    return seconds, spent
+
+
 # The reads ext2int makes, replayed on their own to learn what each costs Immich (safe to repeat).
 PROBES = {
     "GET /api/assets/{id}": lambda api, i: api.session.get(f"{api.url}/assets/{i}"),
@@ -172,20 +236,20 @@ def call_costs(api: Api, ids: list[str]) -> dict[str, float]:
     return costs
 
 
-def curate(admin: Api, library: str, share: float, seed: int) -> int:
-    """Curate `share` of the library's assets as a user does in Immich: one album, a tag, a description
+def curate(owner: Api, library: str, share: float, seed: int) -> int:
+    """Curate `share` of the library's assets as its owner does in Immich: one album, a tag, a description
     and a rating each. Returns how many. Immich's own work for it (sidecar writes) is done before timing."""
     rng = random.Random(seed)
-    assets = sorted(admin.search(libraryId=library), key=lambda a: a["originalPath"])
+    assets = sorted(owner.search(libraryId=library), key=lambda a: a["originalPath"])
     chosen = [a["id"] for a in assets if rng.random() < share]
     if not chosen:
         return 0
-    album = admin.call("POST", "/albums", json={"albumName": f"bench {seed}"})
-    admin.call("PUT", f"/albums/{album['id']}/assets", json={"ids": chosen})
-    tag = admin.call("POST", "/tags", json={"name": f"bench {seed}"})
-    admin.call("PUT", f"/tags/{tag['id']}/assets", json={"ids": chosen})
+    album = owner.call("POST", "/albums", json={"albumName": f"bench {seed}"})
+    owner.call("PUT", f"/albums/{album['id']}/assets", json={"ids": chosen})
+    tag = owner.call("POST", "/tags", json={"name": f"bench {seed}"})
+    owner.call("PUT", f"/tags/{tag['id']}/assets", json={"ids": chosen})
     for i, asset in enumerate(chosen):
-        admin.call("PUT", f"/assets/{asset}", json={"description": f"bench photo {i}", "rating": 1 + i % 5})
+        owner.call("PUT", f"/assets/{asset}", json={"description": f"bench photo {i}", "rating": 1 + i % 5})
     return len(chosen)
 
 
@@ -197,13 +261,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="ext2int's EXT2INT_CONCURRENCY (the CLI: 4)")
     parser.add_argument("--curated", type=float, default=0.8, help="share of the curated library's assets curated"
                                                                     " (0: no curated method)")
+    parser.add_argument("--no-naive", action="store_true", help="leave out the floor (a move that proves nothing)")
     args = parser.parse_args()
     url, root = os.environ["IMMICH_E2E_URL"], Path(os.environ["IMMICH_E2E_IMPORT_ROOT"])
     admin, other = Api(url, os.environ["IMMICH_E2E_API_KEY"]), Api(url, os.environ["IMMICH_E2E_OTHER_API_KEY"])
     cli_env = {"IMMICH_INSTANCE_URL": url + "/api", "IMMICH_API_KEY": other.key,
                "IMMICH_CONFIG_DIR": str(CACHE / "cli-config")}
     work = root / f"bench-{dt.datetime.now():%Y%m%d%H%M%S}"
-    seed = random.randrange(1000)
+    seed = random.randrange(1 << 40)  # fresh bytes and names on a server that keeps earlier runs
     results: dict[str, list[dict]] = {}
 
     def one(name: str, photos: int, videos: int, timed: bool = True) -> None:
@@ -217,18 +282,26 @@ def main() -> None:
             cpu_before = server_cpu()
             row["seconds"] = run_cli(cli_env, folder, 4)
         else:
-            library = admin.call("POST", "/libraries", json={"ownerId": admin.me()["id"], "name": folder.name,
+            owner = fresh_user(admin, folder.name)
+            library = admin.call("POST", "/libraries", json={"ownerId": owner.me()["id"], "name": folder.name,
                                                              "importPaths": [str(folder)]})
             admin.call("POST", f"/libraries/{library['id']}/scan")
             time.sleep(2)
             admin.wait_idle(timeout=1800)
-            assert len(admin.search(libraryId=library["id"])) == count, "the scan did not import every file"
+            assert len(owner.search(libraryId=library["id"])) == count, "the scan did not import every file"
             if name == "curated":
-                row["curated"] = curate(admin, library["id"], args.curated, seed)
+                row["curated"] = curate(owner, library["id"], args.curated, seed)
                 time.sleep(2)
                 admin.wait_idle(timeout=1800)
             cpu_before = server_cpu()
-            row["seconds"], row["rss"], row["cpu"], report = run_ext2int(url, admin.key, library["id"], args.concurrency)
+            if name == "naive":
+                row["seconds"], row["phases"] = run_naive(owner, admin, library["id"], args.concurrency)
+                row.update(count=count, bytes=size, drain=0.0, server=sum(row["phases"].values()))
+                results.setdefault(name, []).append(row)
+                print(f"  {name:<8} {count} assets {size / 1e6:.0f} MB in {row['seconds']:.1f}s until idle "
+                      f"(server CPU {row['server']:.1f}s)", file=sys.stderr, flush=True)
+                return
+            row["seconds"], row["rss"], row["cpu"], report = run_ext2int(url, owner.key, library["id"], args.concurrency)
             assert report["assetsMoved"] == count, report["counts"]
             for outcome in report["outcomes"]:
                 for step, spent in outcome["steps"].items():
@@ -242,7 +315,7 @@ def main() -> None:
         print(f"  {name:<8} {count} assets {size / 1e6:.0f} MB in {row['seconds']:.1f}s (drain {row['drain']:.1f}s, "
               f"server CPU {row['server']:.1f}s)", file=sys.stderr, flush=True)
 
-    methods = ["cli", "ext2int"] + (["curated"] if args.curated > 0 else [])
+    methods = ["cli", "ext2int"] + (["curated"] if args.curated > 0 else []) + ([] if args.no_naive else ["naive"])
     print(f"warm-up, then {args.rounds} round(s) of {args.photos} photos + {args.videos} videos per method",
           file=sys.stderr)
     one("cli", 20, 0, timed=False)
@@ -274,18 +347,26 @@ def report(admin: Api, args, methods: list[str], results: dict[str, list[dict]],
           "| job CPU per asset | job peak RSS |")
     print("|---|---|---|---|---|---|---|")
     labels = {"cli": "`@immich/cli` upload (no verify, no delete)", "ext2int": "ext2int",
-              "curated": f"ext2int, {args.curated:.0%} of the assets curated"}
+              "curated": f"ext2int, {args.curated:.0%} of the assets curated",
+              "naive": "a move that proves nothing (download+upload, copy, trash; the floor)"}
     for name in methods:
         rate = median(name, lambda r: r["count"] / r["seconds"])
         cells = [labels[name], f"{rate:.1f}", f"{median(name, idle):.1f}/s ({median(name, idle) / median('cli', idle):.2f}x)",
                  f"{median(name, server):.3f} s ({median(name, server) / median('cli', server):.2f}x)"]
-        if name == "cli":
+        if name in ("cli", "naive"):
             cells += ["-", "-", "-"]
         else:
             cells += [f"{median(name, lambda r: r['requests'] / r['count']):.2f}",
                       f"{median(name, lambda r: r['cpu'] / r['count']):.3f} s", f"{median(name, lambda r: r['rss']) / 1024:.0f} MB"]
         print("| " + " | ".join(cells) + " |")
-    for name in methods[1:]:
+    if "naive" in results:
+        cli_cpu = median("cli", server)
+        print("\nThe floor's Immich CPU per asset, by call (each measured alone, with the jobs it queues), against "
+              f"the CLI's {cli_cpu * 1000:.0f} ms:")
+        for phase in results["naive"][-1]["phases"]:
+            per = median("naive", lambda r: r["phases"][phase] / r["count"])
+            print(f"  {phase:<8} {per * 1000:6.1f} ms/asset  ({per / cli_cpu:.2f}x the CLI's whole upload)")
+    for name in [m for m in methods[1:] if m != "naive"]:
         last = results[name][-1]
         total = sum(v["seconds"] for v in last["routes"].values()) or 1
         print(f"\n{labels[name]}, last round, per kind of call: requests per asset, seconds until the answer "
