@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import Enum
 
 from job import journal, paths
@@ -79,7 +80,16 @@ class Scope:
 
     def names(self, path: str) -> tuple[str, ...]:
         """Every path under which a library may hold the file at `path` (itself first)."""
-        return self.aliases.names(path, (root for lib in self.libraries for root in lib.importPaths))
+        return self.aliases.names(path, self._roots)
+
+    @cached_property
+    def _roots(self) -> tuple[str, ...]:
+        return tuple(root for lib in self.libraries for root in lib.importPaths)
+
+    @cached_property
+    def covering(self) -> paths.Covering:
+        """The libraries that could hold a file under any of the names given (`paths.covering`, indexed)."""
+        return paths.Covering(self.libraries)
 
     def library_name(self, library_id: str | None) -> str:
         found = next((lib for lib in self.libraries if lib.id == library_id), None)
@@ -158,7 +168,7 @@ def file_holds(path: str, library_id: str | None, scope: Scope) -> FileView:
     names = scope.names(path)
     if any(paths.in_immich_storage(name, scope.media_root) for name in names):
         return FileView(hold(Hold.IMMICH_STORAGE, f"{path} is inside Immich's media folder {scope.media_root}"))
-    others = [lib for lib in paths.covering(scope.libraries, names) if lib.id != library_id]
+    others = [lib for lib in scope.covering(names) if lib.id != library_id]
     if len(names) > 1:  # under another name the file may also be in its own library, as a second asset
         others += [lib for lib in scope.libraries if lib.id == library_id and paths.covering([lib], names[1:])]
     theirs = [lib for lib in others if lib.ownerId != scope.user_id]
@@ -182,7 +192,7 @@ def sidecar_readers(path: str, scope: Scope) -> tuple[Decision | None, frozenset
     the run moves that library too: then the users whose assets of that stem must be looked up."""
     names = scope.names(path)
     probes = [paths.stem_of(name) + PROBE for name in names]
-    theirs = [lib for lib in paths.covering(scope.libraries, probes) if lib.ownerId != scope.user_id]
+    theirs = [lib for lib in scope.covering(probes) if lib.ownerId != scope.user_id]
     held = [lib for lib in theirs if lib.ownerId not in scope.acting or lib.id not in scope.selected]
     if held:
         return hold(Hold.SIDECAR_SHARED, *(f"{scope.describe(lib)} may hold a file beside {path} that reads the same "

@@ -3,12 +3,18 @@ share one, every name of a path (declared aliases, and folders the job sees), an
 
 from __future__ import annotations
 
+import os
+import posixpath
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from job.decide import Scope, file_holds, sidecar_readers, twins
 from job.immich.models import Asset, Library
 from job.outcome import Hold
-from job.paths import Aliases, parse_aliases, share_sidecar, sidecars, stem_of
+from job.move.evidence import _files_beside
+from job.paths import Aliases, Covering, covering, local_identity, parse_aliases, share_sidecar, sidecars, stem_of
 from job.settings import SettingsError, load_settings
 
 ME, OTHER = "u-me", "u-other"
@@ -57,7 +63,52 @@ def test_which_files_may_share_a_sidecar(a, b, shared):
         assert b.casefold().startswith(stem_of(a).casefold()) or a.casefold().startswith(stem_of(b).casefold())
 
 
+# Names from a few letters, so that stems, extensions, case and dots collide often.
+NAMES = st.text(alphabet="aAß.b_", min_size=1, max_size=7).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=400, deadline=None)
+@given(a=NAMES, b=NAMES)
+def test_a_file_that_may_share_a_sidecar_starts_with_the_others_stem(a, b):
+    # what the gate's look at a folder relies on to compare only some of its files (evidence._files_beside)
+    if share_sidecar("/p/" + a, "/p/" + b):
+        assert b.casefold().startswith(posixpath.basename(stem_of("/p/" + a)).casefold())
+
+
+@pytest.mark.parametrize("name", ["IMG_1.JPG", "img_1.jpg.mp4", ".hidden", "STRASSE.jpg"])
+def test_the_files_beside_are_every_file_of_the_folder_that_may_share_the_sidecar(tmp_path, name):
+    entries = ["IMG_1.JPG", "IMG_1.CR2", "img_1.mov", "IMG_10.JPG", "IMG_1.JPG.mp4", "img_1.jpg.mp4", "img_1",
+               "IMG_1.xmp", "x.jpg", ".hidden", ".hidden.jpg", "STRASSE.jpg", "straße.cr2", "strasse"]
+    for entry in entries:
+        (tmp_path / entry).write_bytes(b"x")
+    path = str(tmp_path / name)
+    every = [str(tmp_path / e) for e in os.listdir(tmp_path)
+             if not e.lower().endswith(".xmp") and share_sidecar(path, str(tmp_path / e))]
+    found = _files_beside((path,), scope(library("mine", ME, str(tmp_path)), aliases=Aliases(identity=local_identity)))
+    assert sorted(found) == sorted(every) and every, (found, every)
+
+
+FOLDERS = st.sampled_from(["/", "/p", "/p/", "/p/q", "/pq", "/p/q/r", " ", "/r"])
+LIBRARIES = st.lists(st.tuples(st.lists(FOLDERS, max_size=3), st.lists(st.sampled_from(["**/*.jpg", "/p/q/**", "**/a*"]),
+                                                                      max_size=2)), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(libs=LIBRARIES, names=st.lists(st.sampled_from(["/p/a.jpg", "/p/q/b.CR2", "/pq/a.jpg", "/r/x/a.jpg", "/p/q/r/c"]),
+                                      max_size=3))
+def test_the_indexed_covering_is_covering(libs, names):
+    libraries = [library(f"l{i}", ME, *roots, exclude=tuple(exclude)) for i, (roots, exclude) in enumerate(libs)]
+    assert Covering(libraries)(names) == covering(libraries, names)
+
+
 # --- names: one folder under two paths ------------------------------------------------------------------
+
+
+def test_names_are_remembered_until_the_run_learns_another_name():
+    aliases = Aliases()
+    assert aliases.names("/a/x.jpg", ["/a", "/b"]) == ("/a/x.jpg",)
+    aliases.learn("/a", "/b")
+    assert aliases.names("/a/x.jpg", ["/a", "/b"]) == ("/a/x.jpg", "/b/x.jpg")
 
 
 def test_declared_aliases_name_a_path_both_ways_and_transitively():

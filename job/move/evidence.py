@@ -138,6 +138,9 @@ def _files_beside(names: tuple[str, ...], scope: Scope) -> tuple[str, ...] | Non
             entries = os.listdir(folder)
         except OSError:
             return None
-        found += [posixpath.join(folder, e) for e in entries
-                  if not e.lower().endswith(".xmp") and share_sidecar(name, posixpath.join(folder, e))]
+        # a file that may share the sidecar starts with this one's stem (paths.share_sidecar): only those
+        # are compared, so a folder of thousands costs a string test per entry
+        stem = posixpath.basename(stem_of(name)).casefold()
+        found += [posixpath.join(folder, e) for e in entries if e.casefold().startswith(stem)
+                  and not e.lower().endswith(".xmp") and share_sidecar(name, posixpath.join(folder, e))]
     return tuple(dict.fromkeys(found))
