@@ -357,9 +357,52 @@ def test_the_gate_reads_albums_once_per_batch_and_no_album_per_asset_when_none_m
     result = run_job(scene.env(EXT2INT_DELETE="force"))
 
     assert result.counts()["uploaded"] == 4, result.report
-    assert all(album_lookups(fake, p.id) == 1 for p in photos), "each source's albums, read once: when its unit starts"
+    assert [album_lookups(fake, p.id) for p in photos] == [1, 1, 0, 0], \
+        "a source in an album: its albums read once, when its unit starts; one listed in no album: never"
+    searches = [e.body for e in fake.requests("POST", "/search/metadata") if (e.body or {}).get("libraryId") == lib.id and (e.body or {}).get("withExif")]
+    assert searches[0].get("isNotInAlbum") is True and any("isNotInAlbum" not in b for b in searches), \
+        "the library's assets in no album are listed first, then the rest"
     every = [e for e in fake.requests("GET", "/albums") if e.query == ""]
-    assert 2 <= len(every) <= 3, f"one read of all albums before the first unit, one per gate batch: {len(every)}"
+    assert 2 <= len(every) <= 5, f"one read of all albums per listing page in no album, one per gate batch: {len(every)}"
+    check(scene.world, snap, delete_mode="force")
+
+
+def join_at_the_start(fake, scene, album, photo, touch_album: bool) -> None:
+    """After the listing showed `photo` in no album, as its unit starts (its first read), it joins `album`:
+    as the web UI adds it (the album's updatedAt moves), or as duplicate resolution keeps it (the asset's
+    row is updated, no album moves)."""
+    def join():
+        entry = fake.current_request()
+        if entry.path.rstrip("/").rsplit("/", 1)[-1] != photo.id or photo.id in album.asset_ids:
+            return
+        with scene.world.lock:
+            album.asset_ids.append(photo.id)
+            if touch_album:
+                album.updated_at = time.time()
+            else:
+                photo.updated_at = time.time()
+    fake.faults.add("notify", method="GET", route="/assets/{id}", times=1000)
+    fake.on_notify = join
+
+
+@pytest.mark.parametrize("touch_album", [True, False], ids=["web-ui-add", "duplicate-resolution"])
+def test_an_album_joined_after_the_listing_showed_none_is_never_lost(fake, scene, run_job, touch_album):
+    lib = scene.library()
+    photo, other = scene.photo(lib, "a.jpg"), scene.photo(lib, "b.jpg")
+    late = scene.album("Late", other)
+    join_at_the_start(fake, scene, late, photo, touch_album)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    first = run_job(scene.env(EXT2INT_DELETE="force"))
+    fake.faults.clear()
+    fake.on_notify = None
+    if touch_album:  # the start trusts the listing; the gate sees the album moved, reads, and the unit waits
+        assert photo.id in scene.world.assets and not scene.world.assets[photo.id].deleted_at, first.report["outcomes"]
+        second = run_job(scene.env(EXT2INT_DELETE="force"))
+        assert photo.id not in scene.world.assets, second.report["outcomes"]
+    else:  # the asset's own record moved since it was listed: its albums are read when the unit starts
+        assert photo.id not in scene.world.assets, first.report["outcomes"]
+    assert moved(scene, photo).id in late.asset_ids, "the album joined after the listing reached the copy"
     check(scene.world, snap, delete_mode="force")
 
 
@@ -384,8 +427,8 @@ def add_before_the_gate(fake, scene, album, photo, touch_album: bool) -> None:
     is updated)."""
     def join():
         entry = fake.current_request()
-        if entry.query or not album_lookups(fake, photo.id) or photo.id in album.asset_ids:
-            return  # not a gate's read of all albums after the unit read the photo's albums
+        if entry.query or not fake.requests("GET", "/assets/{id}") or photo.id in album.asset_ids:
+            return  # not a read of all albums after the unit read the photo
         with scene.world.lock:
             album.asset_ids.append(photo.id)
             if touch_album:
@@ -407,7 +450,7 @@ def test_an_album_joined_during_the_move_is_seen_by_the_gate_and_carried_next_ru
     first = run_job(scene.env(EXT2INT_DELETE="force"))
 
     assert photo.id in scene.world.assets and not scene.world.assets[photo.id].deleted_at, first.report["outcomes"]
-    assert album_lookups(fake, photo.id) == 2, "the gate read the source's albums: a marker said they may have changed"
+    assert album_lookups(fake, photo.id) == 1, "the gate read the source's albums: a marker said they may have changed"
     fake.faults.clear()
     fake.on_notify = None
     second = run_job(scene.env(EXT2INT_DELETE="force"))

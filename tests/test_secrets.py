@@ -92,7 +92,7 @@ def test_a_bug_in_the_main_thread_is_one_line_without_secrets(fake, canary, scen
 def test_a_bug_in_a_worker_thread_is_reported_without_secrets(fake, canary, scene, run_job, monkeypatch):
     from job.move import read
 
-    def broken(ctx, asset_id):
+    def broken(ctx, asset_id, **_):
         raise RuntimeError(f"a worker's bug quoting {CANARY}")
 
     monkeypatch.setattr(read, "source", broken)

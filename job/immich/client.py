@@ -50,8 +50,10 @@ _TREE = {"libraryId": ("libraryId", "eq"), "originalPath": ("originalPath", "eq"
          "id": ("id", "eq"), "albumIds": ("albumIds", "any"), "isMotion": ("isMotion", "eq"),
          "pathStartsWith": ("originalPath", "startsWith"), "originalFileName": ("originalFileName", "eq"),
          "trashedAfter": ("trashedAt", "gte"), "trashedBefore": ("trashedAt", "lte"),
-         "updatedAfter": ("updatedAt", "gte")}
+         "updatedAfter": ("updatedAt", "gte"), "hasAlbums": ("hasAlbums", "eq")}
 _FLAT = {"pathStartsWith": "originalPath"}  # older servers: the flat substring match, a wider net
+# older servers: a flat field that says the same with another value (only `hasAlbums=False` has one)
+_FLAT_VALUE = {"hasAlbums": {False: ("isNotInAlbum", True)}}
 
 
 def search_body(version: tuple[int, int, int], *, page: int, size: int, with_exif: bool, with_deleted: bool,
@@ -71,7 +73,13 @@ def search_body(version: tuple[int, int, int], *, page: int, size: int, with_exi
         if tree:
             body["filter"] = tree
     else:
-        body.update({_FLAT.get(k, k): v for k, v in wanted.items()})
+        for k, v in wanted.items():
+            if k in _FLAT_VALUE:
+                if v not in _FLAT_VALUE[k]:
+                    raise ValueError(f"search filter {k}={v!r} has no flat form before 3.2")
+                body.update([_FLAT_VALUE[k][v]])
+            else:
+                body[_FLAT.get(k, k)] = v
     return body
 
 

@@ -23,7 +23,8 @@ from job.clock import SYSTEM
 from job.decide import Action, decide, moves_with
 from job.immich import errors
 from job.move import bring, carry, claim, faces, read
-from job.move.context import Member, Pending, RunContext, StepFailed, Unit, Waiting, identity
+from job.facts import Facts
+from job.move.context import AlbumMarks, Member, Pending, RunContext, StepFailed, Unit, Waiting, identity
 from job.move.gate import Gate
 from job.move.verify import await_read, settle_and_verify
 from job.outcome import Hold, Outcome, Skip, Stage
@@ -55,8 +56,11 @@ class Mover:
         ctx = self.ctx
         with self._step(outcome, stage, Stage.READ):
             albums_before = ctx.album_marks.before(ctx.client)  # before any read of the unit's sources
+            listed = _listed_in_no_album(unit, albums_before)
+            if listed is not None:
+                albums_before = unit.no_albums
             read_at = SYSTEM.monotonic()
-            still = read.source(ctx, unit.asset.id)
+            still = read.source(ctx, unit.asset.id, albums_if_unchanged=listed)
         if still.asset.stack is None:
             return self._prepare(unit, outcome, stage, still, read_at, albums_before)
         # Stacked assets move one at a time, both phases and the gate under one lock: each reads its stack
@@ -65,7 +69,7 @@ class Mover:
         with ctx.stack_lock:
             with self._step(outcome, stage, Stage.READ):
                 read_at = SYSTEM.monotonic()
-                still = read.source(ctx, unit.asset.id)
+                still = read.source(ctx, unit.asset.id, albums_if_unchanged=listed)
             result = self._prepare(unit, outcome, stage, still, read_at, albums_before)
             if isinstance(result, Pending):
                 result = self.complete(result)
@@ -237,3 +241,12 @@ class Mover:
             if self.ctx.on_step:
                 self.ctx.on_step(name.value, elapsed)
 
+
+def _listed_in_no_album(unit: Unit, latest: dict[str, str | None]) -> Facts | None:
+    """The unit's asset as listed in no album, to read its albums from (`read.source`: none, while its own
+    record is the one listed), when that can still stand: the latest read of the user's albums shows
+    none new or moved since the read made before that listing. The albums' marks before the listing
+    then become the unit's baseline, which the gate proves again at its own read (AlbumMarks)."""
+    if unit.no_albums is None or not AlbumMarks.unchanged(unit.no_albums, latest):
+        return None
+    return Facts(asset=unit.asset, albums=())

@@ -164,11 +164,13 @@ class Sources:
 @dataclass
 class Unit:
     """What the runner hands over: the asset as listed, for a live still the id of its video, and whose
-    key moves it (the asset's owner; empty in a run with one key)."""
+    key moves it (the asset's owner; empty in a run with one key). `no_albums`: when the listing showed
+    the asset in no album at all, the user's albums' marks (AlbumMarks) read just before that listing."""
 
     asset: Asset
     video_id: str | None = None
     user: str = ""
+    no_albums: dict[str, str | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def assets(self) -> int:

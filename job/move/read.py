@@ -20,8 +20,8 @@ def source(ctx: RunContext, asset_id: str, metadata: tuple[MetadataItem, ...] | 
     """Everything curated about a source, read side by side. Optional kinds are read only when the
     asset has them, so a plain photo costs three reads (two when its key/values, `metadata`, were just
     read). `albums_if_unchanged`: an earlier read of it, whose albums still hold if the asset's own
-    record has not changed since (the gate, when no album moved: AlbumMarks); its albums are then not
-    read. The record matters: Immich's duplicate resolution adds the asset it keeps to the albums of
+    record has not changed since (the gate, when no album moved: AlbumMarks; a unit's start, with the
+    asset as listed in no album); its albums are then not read. The record matters: Immich's duplicate resolution adds the asset it keeps to the albums of
     the ones it trashes without moving those albums' marker, and it updates the kept asset's row."""
     c = ctx.client
     known = metadata

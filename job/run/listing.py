@@ -2,6 +2,9 @@
 
 Listing never pages past what it has not re-listed: moved assets vanish from Immich's search, so after
 the first candidates are used up a library is listed again from page 1, skipping ids already handled.
+A library's assets in no album come first (Immich filters them: `isNotInAlbum`, from 3.2 `hasAlbums`),
+each page after a read of the user's albums' marks: a unit listed so needs no read of its own albums
+while no album has moved since (see `Unit.no_albums` and the mover); then the rest.
 Live-photo video halves move with their still; a hidden video that no listed still points at is
 handed over alone at the very end (its still may be in a library listed later), and decided then with
 the `LiveIndex`: whose still is it?
@@ -24,10 +27,13 @@ def page_size_for(batch: int) -> int:
 
 class Listing:
     def __init__(self, client: ImmichClient, libraries: list[Library], *, page_size: int,
-                 listed: Callable[[Asset], None] | None = None, user: str = "", seen: set[str] | None = None):
+                 listed: Callable[[Asset], None] | None = None, user: str = "", seen: set[str] | None = None,
+                 marks: Callable[[], dict[str, str | None]] | None = None):
         """`user`: whose key lists (and moves) these libraries; `seen`: the ids a run has taken, shared by
-        all its listings."""
+        all its listings; `marks`: reads the user's albums' marks (AlbumMarks.read), before each page of
+        assets in no album (`plan` passes none: it reads no album)."""
         self.client, self.libraries, self.page_size, self.listed, self.user = client, libraries, page_size, listed, user
+        self.marks = marks
         self.seen: set[str] = set() if seen is None else seen
         self._videos_of_stills: set[str] = set()
         self._hidden: dict[str, Asset] = {}
@@ -41,26 +47,40 @@ class Listing:
                 yield Unit(video, user=self.user)
 
     def _library(self, library_id: str) -> Iterator[Unit]:
-        """Units of one library; each pass lists from page 1; a pass that yields nothing ends it."""
-        while True:
-            yielded = False
-            for asset in self.client.iter_assets(size=self.page_size, libraryId=library_id, with_exif=True):
-                if self.listed:
-                    self.listed(asset)
-                if asset.livePhotoVideoId:
-                    self._videos_of_stills.add(asset.livePhotoVideoId)
-                if asset.type == "VIDEO" and asset.visibility == "hidden":
-                    self._hidden.setdefault(asset.id, asset)  # a live photo's video half: it moves with its still
-                    continue
-                if asset.id in self.seen:
-                    continue
-                self.seen.add(asset.id)
-                if asset.livePhotoVideoId:
-                    self.seen.add(asset.livePhotoVideoId)
-                yielded = True
-                yield Unit(asset, asset.livePhotoVideoId, self.user)
-            if not yielded:
-                return
+        """Units of one library: first those in no album, then the rest. Each pass lists from page 1; a
+        pass that yields nothing ends its phase."""
+        for in_no_album in (True, False):
+            while True:
+                yielded = False
+                for asset, marks in self._pass(library_id, in_no_album):
+                    if self.listed:
+                        self.listed(asset)
+                    if asset.livePhotoVideoId:
+                        self._videos_of_stills.add(asset.livePhotoVideoId)
+                    if asset.type == "VIDEO" and asset.visibility == "hidden":
+                        self._hidden.setdefault(asset.id, asset)  # a live photo's video half: it moves with its still
+                        continue
+                    if asset.id in self.seen:
+                        continue
+                    self.seen.add(asset.id)
+                    if asset.livePhotoVideoId:
+                        self.seen.add(asset.livePhotoVideoId)
+                    yielded = True
+                    yield Unit(asset, asset.livePhotoVideoId, self.user, no_albums=marks)
+                if not yielded:
+                    break
+
+    def _pass(self, library_id: str, in_no_album: bool) -> Iterator[tuple[Asset, dict[str, str | None] | None]]:
+        """One pass over the library's pages (only its assets in no album, when `in_no_album`), each asset
+        with the albums' marks read before its page, when it was listed in no album and marks are read."""
+        page: int | None = 1
+        while page is not None:
+            marks = self.marks() if in_no_album and self.marks is not None else None
+            result = self.client.search_assets(page=page, size=self.page_size, libraryId=library_id, with_exif=True,
+                                               hasAlbums=False if in_no_album else None)
+            for asset in result.items:
+                yield asset, marks
+            page = int(result.nextPage) if result.nextPage else None
 
 
 class Feed:

@@ -83,8 +83,12 @@ class Runner:
             ctx.peers = {other: c.client for other, c in ctxs.items() if other != user}
         return ctxs
 
-    def listings(self, page_size: int, listed: Callable[[Asset], None] | None, seen: set[str]) -> list[Listing]:
-        return [Listing(k.session.client, k.libraries, page_size=page_size, listed=listed, user=k.user_id, seen=seen)
+    def listings(self, page_size: int, listed: Callable[[Asset], None] | None, seen: set[str],
+                 ctxs: dict[str, RunContext] | None = None) -> list[Listing]:
+        """`ctxs`: the run's contexts, whose albums' marks are read before each page of assets in no album
+        (`plan` has none)."""
+        return [Listing(k.session.client, k.libraries, page_size=page_size, listed=listed, user=k.user_id, seen=seen,
+                        marks=(lambda c=ctxs[k.user_id]: c.album_marks.read(c.client)) if ctxs else None)
                 for k in self.crew.keyholders if k.libraries]
 
     # --- run ------------------------------------------------------------------------------------
@@ -221,7 +225,7 @@ class _Batch:
         self.listed: set[str] = set()
         seen: set[str] = set()
         self.feed = Feed(runner.listings(page_size_for(runner.settings.batch_size), lambda a: self.listed.add(a.id),
-                                         seen), seen)
+                                         seen, ctxs), seen)
         self.gate = Gate(ctxs, self.record, scopes=lambda: runner._scopes_now(ctxs),
                          want=lambda user, asset: runner._want(self.feed, ctxs[user], asset))
         movers = {user: Mover(ctx, self.gate) for user, ctx in ctxs.items()}

@@ -493,3 +493,37 @@ def test_the_gates_listing_shows_what_a_read_of_each_target_shows(e2e, tmp_path)
         ("the edit and the trash show in it", ("edited", True, True)),
         ("a locked asset is out of its reach", False),
     ], "what the gate's listing stands on (issue 28)"
+
+
+def observe_listing_in_no_album(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
+    """The listing's first phase (`job/run/listing.py`): `isNotInAlbum` lists the assets in no album, with
+    `updatedAt` as `GET /assets/{id}` shows it; an asset in an album is left out, one taken out of its album
+    is listed again."""
+    seen: list[tuple[str, object]] = []
+    stem = f"noalbum-{seed}-"
+    ids = [upload(api, media.jpeg(seed + i), f"{stem}{i}.jpg")[1]["id"] for i in range(3)]
+    wait_idle(api)
+    kept = api.call("POST", "/albums", json={"albumName": f"kept {seed}", "assetIds": [ids[1]]})
+    left = api.call("POST", "/albums", json={"albumName": f"left {seed}", "assetIds": [ids[2]]})
+    api.call("DELETE", f"/albums/{left['id']}/assets", json={"ids": [ids[2]]})
+
+    def listed() -> dict[str, dict]:
+        found = api.search(isNotInAlbum=True, originalFileName=stem, withExif=True)
+        return {a["originalFileName"].removeprefix(stem): a for a in found}
+
+    first = listed()
+    seen.append(("listed in no album", sorted(first)))
+    seen.append(("updatedAt as GET /assets/{id} shows it", first["0.jpg"]["updatedAt"] == api.asset(ids[0])["updatedAt"]))
+    api.call("PUT", f"/albums/{kept['id']}/assets", json={"ids": [ids[0]]})
+    seen.append(("after joining an album", sorted(listed())))
+    return seen
+
+
+@pytest.mark.e2e
+def test_the_listing_in_no_album_is_immichs(e2e, tmp_path):
+    real = real_and_fake(e2e, tmp_path, observe_listing_in_no_album)
+    assert real == [
+        ("listed in no album", ["0.jpg", "2.jpg"]),
+        ("updatedAt as GET /assets/{id} shows it", True),
+        ("after joining an album", ["2.jpg"]),
+    ], "what the listing's first phase stands on (issue 28)"

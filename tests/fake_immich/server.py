@@ -744,6 +744,9 @@ class Routes:
                 flat.update({{"gte": f"{prefix}After", "lte": f"{prefix}Before"}[op]: v for op, v in comparison.items()})
                 continue
             (op, value), = comparison.items()
+            if (name, op, value) == ("hasAlbums", "eq", False):  # the same as 3.1's isNotInAlbum (SDK 3.2.2)
+                flat["isNotInAlbum"] = True
+                continue
             if (name, op) not in {("libraryId", "eq"), ("originalPath", "eq"), ("checksum", "eq"), ("id", "eq"),
                                   ("albumIds", "any"), ("isMotion", "eq"), ("originalPath", "startsWith"),
                                   ("originalFileName", "eq")}:
@@ -798,6 +801,9 @@ class Routes:
                     raise ApiError(400, "Not found or no album.read access")
                 members |= set(album.asset_ids)
             assets = [a for a in assets if a.id in members]
+        if body.get("isNotInAlbum") and not body.get("albumIds"):  # no album_asset row, whoever's album
+            in_albums = {i for album in world.albums.values() for i in album.asset_ids}
+            assets = [a for a in assets if a.id not in in_albums]
         if body.get("withStacked") is False:
             assets = [a for a in assets if not a.stack_id]
         if "isOffline" in body:
