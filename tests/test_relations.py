@@ -371,9 +371,15 @@ def join_at_the_start(fake, scene, album, photo, touch_album: bool) -> None:
     """After the listing showed `photo` in no album, as its unit starts (its first read), it joins `album`:
     as the web UI adds it (the album's updatedAt moves), or as duplicate resolution keeps it (the asset's
     row is updated, no album moves)."""
+    join_album_on(fake, scene, album, photo, touch_album, "/assets/{id}",
+                  lambda entry: entry.path.rstrip("/").rsplit("/", 1)[-1] == photo.id)
+
+
+def join_album_on(fake, scene, album, photo, touch_album: bool, route: str, due) -> None:
+    """On the first `GET route` that is `due`, `photo` joins `album`, as the web UI adds it (the album's
+    updatedAt moves) or as duplicate resolution keeps it (the asset's row is updated)."""
     def join():
-        entry = fake.current_request()
-        if entry.path.rstrip("/").rsplit("/", 1)[-1] != photo.id or photo.id in album.asset_ids:
+        if not due(fake.current_request()) or photo.id in album.asset_ids:
             return
         with scene.world.lock:
             album.asset_ids.append(photo.id)
@@ -381,7 +387,7 @@ def join_at_the_start(fake, scene, album, photo, touch_album: bool) -> None:
                 album.updated_at = time.time()
             else:
                 photo.updated_at = time.time()
-    fake.faults.add("notify", method="GET", route="/assets/{id}", times=1000)
+    fake.faults.add("notify", method="GET", route=route, times=1000)
     fake.on_notify = join
 
 
@@ -425,18 +431,9 @@ def add_before_the_gate(fake, scene, album, photo, touch_album: bool) -> None:
     """After the unit read the photo's albums, just before a gate reads all albums, the photo joins `album`: as the web UI adds it (album.service addAssets: the album's updatedAt moves), or
     as Immich's duplicate resolution keeps it (addAssetIdsToAlbums: no album moves, the kept asset's row
     is updated)."""
-    def join():
-        entry = fake.current_request()
-        if entry.query or not fake.requests("GET", "/assets/{id}") or photo.id in album.asset_ids:
-            return  # not a read of all albums after the unit read the photo
-        with scene.world.lock:
-            album.asset_ids.append(photo.id)
-            if touch_album:
-                album.updated_at = time.time()
-            else:
-                photo.updated_at = time.time()
-    fake.faults.add("notify", method="GET", route="/albums", times=1000)
-    fake.on_notify = join
+    # due: a read of all albums after the unit read the photo
+    join_album_on(fake, scene, album, photo, touch_album, "/albums",
+                  lambda entry: not entry.query and bool(fake.requests("GET", "/assets/{id}")))
 
 
 @pytest.mark.parametrize("touch_album", [True, False], ids=["web-ui-add", "duplicate-resolution"])
