@@ -23,7 +23,6 @@ class _Live:
     ctx: Any  # the RunContext of the user whose key claimed
     claim: Claim  # its `until` is the latest end Immich took in time
     ids: list[str]
-    ended: bool = False  # its unit ended (or its sources go now): never renewed again
 
 
 class Held:
@@ -32,12 +31,14 @@ class Held:
     renewed, so a released claim is never written live again by this run."""
 
     def __init__(self) -> None:
-        self._live: dict[tuple[str, str], _Live] = {}
+        self._live: dict[tuple[str, str], _Live] = {}  # renewed while their units are in flight
+        self._ended: dict[tuple[str, str], Claim] = {}  # units that ended (or whose sources go): their latest end
         self._lock = threading.Lock()  # one renewal or one ending at a time
         self.renewals = 0  # renewal requests made (the cost of short claims; see the README)
 
     def add(self, ctx: Any, claim: Claim, ids: list[str]) -> None:
         with self._lock:
+            self._ended.pop((claim.run, claim.unit), None)
             self._live[(claim.run, claim.unit)] = _Live(ctx, claim, list(ids))
 
     def latest(self, claim: Claim) -> Claim:
@@ -60,13 +61,16 @@ class Held:
                     self._end(claim)
 
     def _latest(self, claim: Claim) -> Claim:
-        live = self._live.get((claim.run, claim.unit))
-        return live.claim if live is not None and live.claim.until > claim.until else claim
+        key = (claim.run, claim.unit)
+        live = self._live.get(key)
+        latest = live.claim if live is not None else self._ended.get(key)
+        return latest if latest is not None and latest.until > claim.until else claim
 
     def _end(self, claim: Claim) -> None:
-        live = self._live.get((claim.run, claim.unit))
+        """Never renewed again; only its latest end is kept (the renewals look at live claims alone)."""
+        live = self._live.pop((claim.run, claim.unit), None)
         if live is not None:
-            live.ended = True
+            self._ended[(claim.run, claim.unit)] = live.claim
 
     def renew(self, clock: Clock, ttl: float, margin: float) -> None:
         """Renew every claim with less than three quarters of `ttl` left (and more than `margin`): one
@@ -74,7 +78,7 @@ class Held:
         had more than `margin` left (see the module's docstring)."""
         with self._lock:
             now = clock.time()
-            due = [v for v in self._live.values() if not v.ended and now + margin < v.claim.until < now + ttl * 3 / 4]
+            due = [v for v in self._live.values() if now + margin < v.claim.until < now + ttl * 3 / 4]
             by_ctx: dict[int, list[_Live]] = {}
             for live in due:
                 by_ctx.setdefault(id(live.ctx), []).append(live)
