@@ -368,11 +368,11 @@ def test_the_gate_reads_albums_once_per_batch_and_no_album_per_asset_when_none_m
 
 
 def join_at_the_start(fake, scene, album, photo, touch_album: bool) -> None:
-    """After the listing showed `photo` in no album, as its unit starts (its first read), it joins `album`:
-    as the web UI adds it (the album's updatedAt moves), or as duplicate resolution keeps it (the asset's
-    row is updated, no album moves)."""
-    join_album_on(fake, scene, album, photo, touch_album, "/assets/{id}",
-                  lambda entry: entry.path.rstrip("/").rsplit("/", 1)[-1] == photo.id)
+    """After the listing showed `photo` in no album, as its unit starts (its first read: its key/values;
+    its record is the listing's), it joins `album`: as the web UI adds it (the album's updatedAt moves),
+    or as duplicate resolution keeps it (the asset's row is updated, no album moves)."""
+    join_album_on(fake, scene, album, photo, touch_album, "/assets/{id}/metadata",
+                  lambda entry: entry.path.rstrip("/").split("/")[-2] == photo.id)
 
 
 def join_album_on(fake, scene, album, photo, touch_album: bool, route: str, due) -> None:
@@ -402,12 +402,13 @@ def test_an_album_joined_after_the_listing_showed_none_is_never_lost(fake, scene
     first = run_job(scene.env(EXT2INT_DELETE="force"))
     fake.faults.clear()
     fake.on_notify = None
-    if touch_album:  # the start trusts the listing; the gate sees the album moved, reads, and the unit waits
-        assert photo.id in scene.world.assets and not scene.world.assets[photo.id].deleted_at, first.report["outcomes"]
-        second = run_job(scene.env(EXT2INT_DELETE="force"))
-        assert photo.id not in scene.world.assets, second.report["outcomes"]
-    else:  # the asset's own record moved since it was listed: its albums are read when the unit starts
-        assert photo.id not in scene.world.assets, first.report["outcomes"]
+    # the start trusts the listing (its albums' marks, and the asset's record as listed); the gate sees the
+    # album moved (web UI), or the asset's row moved (duplicate resolution), reads its albums, and the unit
+    # waits for the next run, which carries the album
+    assert photo.id in scene.world.assets and not scene.world.assets[photo.id].deleted_at, first.report["outcomes"]
+    assert [o["kind"] for o in first.report["outcomes"] if o["path"].endswith("/a.jpg")] == ["waiting"], first.report["outcomes"]
+    second = run_job(scene.env(EXT2INT_DELETE="force"))
+    assert photo.id not in scene.world.assets, second.report["outcomes"]
     assert moved(scene, photo).id in late.asset_ids, "the album joined after the listing reached the copy"
     check(scene.world, snap, delete_mode="force")
 
@@ -504,3 +505,88 @@ def test_a_target_changed_after_its_verification_is_seen_in_the_listing(fake, sc
     assert first.counts().get("waiting") == 1, first.report["outcomes"]
     assert photo.id in scene.world.assets, "the source stays while the copy does not show what was verified"
     check(scene.world, snap, delete_mode="force", require_done=False)
+
+
+def own_reads(fake, asset_id: str) -> int:
+    """`GET /assets/{id}` of that asset (its own record read), in the run so far."""
+    return len([e for e in fake.requests("GET", "/assets/{id}") if e.path.rstrip("/").rsplit("/", 1)[-1] == asset_id])
+
+
+def test_a_photo_listed_whole_is_not_read_again_when_its_unit_starts(fake, scene, run_job):
+    """Untagged, unstacked, in no album: the listing page (with people) is the photo's record at its start;
+    the gate still reads it itself. A tagged, a stacked and an album's photo are read at their start."""
+    lib = scene.library()
+    plain, faced = scene.photo(lib, "plain.jpg"), scene.photo(lib, "faced.jpg", description="Ann at the sea")
+    scene.face(faced, scene.person("Ann"))
+    tagged, in_album = scene.tag(scene.photo(lib, "tagged.jpg"), "Sea"), scene.photo(lib, "album.jpg")
+    scene.album("Sea", in_album)
+    stacked = [scene.photo(lib, f"s{i}.jpg") for i in range(2)]
+    scene.stack(*stacked)
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert result.counts()["uploaded"] == 6, result.report["outcomes"]
+    assert [own_reads(fake, p.id) for p in (plain, faced)] == [1, 1], "the gate's read only"
+    assert all(own_reads(fake, p.id) >= 2 for p in (tagged, in_album, *stacked)), "read at their start and at the gate"
+    whole = [e.body for e in fake.requests("POST", "/search/metadata") if (e.body or {}).get("withPeople")]
+    assert whole and all(b.get("tagIds", "absent") is None and b.get("withStacked") is False and b.get("isNotInAlbum")
+                         and b["size"] <= 50 for b in whole), whole
+    assert [p.name for p in curated_people(scene, faced)] == ["Ann"], "the face listed with its person was carried"
+    check(scene.world, snap, delete_mode="force")
+
+
+def curated_people(scene, photo):
+    target = moved(scene, photo)
+    return [scene.world.people[f.person_id] for f in scene.world.faces.values() if f.asset_id == target.id and f.person_id]
+
+
+def test_a_listing_page_older_than_a_few_seconds_is_not_a_record(fake, scene, run_job):
+    """Listed, then more than WHOLE_FRESH seconds pass before the unit starts (a long page, a slow run):
+    the unit reads its asset itself."""
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+    clock = Later()
+
+    advanced = []
+
+    def late():  # the first page after the first read of the albums' marks (the page of whole records) was
+        # asked for: it answers ten seconds later
+        if not advanced and [e for e in fake.requests("GET", "/albums") if e.query == ""]:
+            advanced.append(True)
+            clock.advance(10)
+    fake.faults.add("notify", method="POST", route="/search/metadata", times=1000)
+    fake.on_notify = late
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"), clock=clock)
+
+    assert result.counts()["uploaded"] == 1, result.report["outcomes"]
+    assert own_reads(fake, photo.id) == 2, "read at its start (the page was stale) and at the gate"
+    check(scene.world, snap, delete_mode="force")
+
+
+def test_curation_added_between_the_listing_and_the_start_is_carried_next_run(fake, scene, run_job):
+    """The listed record is a few seconds old when the unit starts: a description written meanwhile is not
+    in it. The gate reads the source itself, sees it, and the unit waits; the next run carries it."""
+    lib = scene.library()
+    photo = scene.photo(lib, "a.jpg")
+    snaps = []
+
+    def curate():  # as the unit starts: its first read of its own (its key/values)
+        if fake.current_request().path.rstrip("/").split("/")[-2] == photo.id and not snaps:
+            scene.edit(photo, description="written after the listing")
+            snaps.append(snapshot(scene.world, [lib.id], scene.admin.id))
+    fake.faults.add("notify", method="GET", route="/assets/{id}/metadata", times=1000)
+    fake.on_notify = curate
+
+    first = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    waiting, = first.outcomes("waiting")
+    assert "curated while it moved" in waiting["reason"] and photo.id in scene.world.assets, first.report["outcomes"]
+    fake.faults.clear()
+    fake.on_notify = None
+    second = run_job(scene.env(EXT2INT_DELETE="force"))
+    assert second.counts()["uploaded"] == 1, second.report["outcomes"]
+    assert curated(scene.world, moved(scene, photo)).description == "written after the listing"
+    check(scene.world, snaps[0], delete_mode="force")

@@ -190,6 +190,16 @@ def test_search_filters_go_in_the_filter_tree_only_from_3_2():
     assert "libraryId" not in new and (new["page"], new["size"], new["withExif"], new["withDeleted"]) == (1, 10, True, False)
     with pytest.raises(ValueError):
         search_body((3, 2, 0), page=1, size=10, with_exif=True, with_deleted=False, filters={"city": "Dublin"})
+    # "in no album and untagged": 3.1's flat fields (tagIds null is the filter, not an absent one) and 3.2's tree
+    whole = dict(page=1, size=50, with_exif=True, with_deleted=False, with_people=True, unstacked=True,
+                 filters={"hasAlbums": False, "hasTags": False})
+    old = search_body((3, 1, 0), **whole)
+    assert (old["isNotInAlbum"], old["tagIds"], old["withPeople"], old["withStacked"]) == (True, None, True, False)
+    assert "filter" not in old and "hasTags" not in old
+    new = search_body((3, 2, 0), **whole)
+    assert new["filter"] == {"hasAlbums": {"eq": False}, "hasTags": {"eq": False}} and "tagIds" not in new
+    plain = search_body((3, 1, 0), page=1, size=10, with_exif=True, with_deleted=False, filters={})
+    assert "withPeople" not in plain and "withStacked" not in plain, "a listing of stacked assets too, without people"
 
 
 def test_the_readme_names_exactly_the_permissions_the_endpoint_table_requires():

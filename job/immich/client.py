@@ -21,6 +21,9 @@ from job.immich.models import (
 
 MIN_VERSION = (2, 0, 0)
 FILTER_TREE = (3, 2, 0)  # POST /search/metadata takes `filter`; the flat fields are deprecated from here
+# where a listing page of assets in no album, untagged, unstacked, with people, was shown to carry every
+# field of `GET /assets/{id}` the job reads (tests/e2e/test_contract.py, on 3.1.0)
+LISTED_RECORD = ((3, 1, 0), FILTER_TREE)
 # Queues whose backlog means Immich is still digesting uploads (see GET /queues).
 HEAVY_QUEUES = ("thumbnailGeneration", "metadataExtraction", "videoConversion", "faceDetection",
                 "facialRecognition", "smartSearch", "duplicateDetection", "sidecar", "ocr")
@@ -36,13 +39,14 @@ class Capabilities:
     bulk_metadata: bool  # PUT /assets/metadata (v2.5)
     facial_recognition: bool
     trash: bool  # the server keeps trashed assets for some days (else: purged at the nightly check)
+    listed_record: bool = False  # a listing page can stand for the asset's own read (LISTED_RECORD)
 
     @classmethod
     def of(cls, version: ServerVersion, features: ServerFeatures) -> Capabilities:
         v = version.tuple
         return cls(version=version, copy=v >= E["copy"].since, edits=v >= E["edits"].since,
                    bulk_metadata=v >= E["metadata_bulk"].since, facial_recognition=features.facialRecognition,
-                   trash=features.trash)
+                   trash=features.trash, listed_record=LISTED_RECORD[0] <= v < LISTED_RECORD[1])
 
 
 # flat search field -> (filter tree field, comparison), for servers with the filter tree (3.2+)
@@ -50,18 +54,24 @@ _TREE = {"libraryId": ("libraryId", "eq"), "originalPath": ("originalPath", "eq"
          "id": ("id", "eq"), "albumIds": ("albumIds", "any"), "isMotion": ("isMotion", "eq"),
          "pathStartsWith": ("originalPath", "startsWith"), "originalFileName": ("originalFileName", "eq"),
          "trashedAfter": ("trashedAt", "gte"), "trashedBefore": ("trashedAt", "lte"),
-         "updatedAfter": ("updatedAt", "gte"), "hasAlbums": ("hasAlbums", "eq")}
+         "updatedAfter": ("updatedAt", "gte"), "hasAlbums": ("hasAlbums", "eq"), "hasTags": ("hasTags", "eq")}
 _FLAT = {"pathStartsWith": "originalPath"}  # older servers: the flat substring match, a wider net
-# older servers: a flat field that says the same with another value (only `hasAlbums=False` has one)
-_FLAT_VALUE = {"hasAlbums": {False: ("isNotInAlbum", True)}}
+# older servers: a flat field that says the same with another value (`tagIds: null`: no tag_asset row)
+_FLAT_VALUE = {"hasAlbums": {False: ("isNotInAlbum", True)}, "hasTags": {False: ("tagIds", None)}}
 
 
 def search_body(version: tuple[int, int, int], *, page: int, size: int, with_exif: bool, with_deleted: bool,
-                filters: dict[str, Any]) -> dict[str, Any]:
+                filters: dict[str, Any], with_people: bool = False, unstacked: bool = False) -> dict[str, Any]:
     """POST /search/metadata's body. From 3.2 the filters go in the `filter` tree; older servers only
     know the flat fields (3.1 silently drops `filter`, which would list everything: never send it there).
-    Flat `originalPath` is a substring match, the tree's `eq` an exact one: callers compare exactly."""
+    Flat `originalPath` is a substring match, the tree's `eq` an exact one: callers compare exactly.
+    `with_people`: each asset's people, as `GET /assets/{id}` shows them; `unstacked`: only assets in no
+    stack (`withStacked: false`, 3.1.0: `asset.stackId is null`)."""
     body: dict[str, Any] = {"page": page, "size": size, "withExif": with_exif, "withDeleted": with_deleted}
+    if with_people:
+        body["withPeople"] = True
+    if unstacked:
+        body["withStacked"] = False
     wanted = {k: v for k, v in filters.items() if v is not None}
     unknown = set(wanted) - set(_TREE)
     if unknown:
@@ -136,12 +146,13 @@ class ImmichClient(AssetCalls, CurationCalls):
     # --- searching ------------------------------------------------------------------------------
 
     def search_assets(self, *, page: int = 1, size: int = 1000, with_exif: bool = True, with_deleted: bool = False,
-                      **filters: Any) -> SearchPage:
+                      with_people: bool = False, unstacked: bool = False, **filters: Any) -> SearchPage:
         """POST /search/metadata. Without `visibility` Immich returns timeline, archive and hidden (live
         video halves) but never locked; without `with_deleted` no trashed assets. Only the key's own
-        user's assets, whatever the filters say."""
+        user's assets, whatever the filters say. An item carries no tags and no stack (and no people
+        without `with_people`)."""
         body = search_body(self.version, page=page, size=size, with_exif=with_exif, with_deleted=with_deleted,
-                           filters=filters)
+                           filters=filters, with_people=with_people, unstacked=unstacked)
         data = self.t.json(E["search"], json_body=body)
         if not isinstance(data, dict) or not isinstance(data.get("assets"), dict):
             raise errors.UnexpectedResponse(E["search"].call, "answer has a shape we do not know (no 'assets')")

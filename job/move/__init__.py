@@ -22,9 +22,10 @@ from job import journal, ledger
 from job.clock import SYSTEM
 from job.decide import Action, decide, moves_with
 from job.immich import errors
+from job.immich.models import Asset
 from job.move import bring, carry, claim, faces, read
 from job.facts import Facts
-from job.move.context import AlbumMarks, Member, Pending, RunContext, StepFailed, Unit, Waiting, identity
+from job.move.context import WHOLE_FRESH, AlbumMarks, Member, Pending, RunContext, StepFailed, Unit, Waiting, identity
 from job.move.gate import Gate
 from job.move.verify import await_read, settle_and_verify
 from job.outcome import Hold, Outcome, Skip, Stage
@@ -60,7 +61,7 @@ class Mover:
             if listed is not None:
                 albums_before = unit.no_albums
             read_at = SYSTEM.monotonic()
-            still = read.source(ctx, unit.asset.id, albums_if_unchanged=listed)
+            still = read.source(ctx, unit.asset.id, albums_if_unchanged=listed, listed=_listed_whole(unit, ctx))
         if still.asset.stack is None:
             return self._prepare(unit, outcome, stage, still, read_at, albums_before)
         # Stacked assets move one at a time, both phases and the gate under one lock: each reads its stack
@@ -240,6 +241,16 @@ class Mover:
             outcome.steps[name.value] = outcome.steps.get(name.value, 0.0) + elapsed
             if self.ctx.on_step:
                 self.ctx.on_step(name.value, elapsed)
+
+
+def _listed_whole(unit: Unit, ctx: RunContext) -> Asset | None:
+    """The unit's asset as listed, to stand for its own read at the start, when its page showed it whole
+    (untagged, unstacked, with its people) within the last WHOLE_FRESH seconds. A change made since then
+    reaches the gate, which reads the source itself again: the unit then waits for the next run, which
+    carries it; nothing is deleted on the strength of a listing."""
+    if unit.listed_at is None or ctx.clock.monotonic() - unit.listed_at > WHOLE_FRESH:
+        return None
+    return unit.asset.model_copy(update={"tags": []})  # listed as having none (`hasTags` false)
 
 
 def _listed_in_no_album(unit: Unit, latest: dict[str, str | None]) -> Facts | None:

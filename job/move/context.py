@@ -161,16 +161,22 @@ class Sources:
             return asset_id in self._ids
 
 
+WHOLE_FRESH = 5.0  # seconds: a unit that starts later than this after its listing page was read reads its asset itself
+
+
 @dataclass
 class Unit:
     """What the runner hands over: the asset as listed, for a live still the id of its video, and whose
     key moves it (the asset's owner; empty in a run with one key). `no_albums`: when the listing showed
-    the asset in no album at all, the user's albums' marks (AlbumMarks) read just before that listing."""
+    the asset in no album at all, the user's albums' marks (AlbumMarks) read just before that listing.
+    `listed_at`: when the listing showed it untagged and unstacked, with its people (job/run/listing.py),
+    the run's monotonic time its page was asked for: the asset as listed is then its whole record."""
 
     asset: Asset
     video_id: str | None = None
     user: str = ""
     no_albums: dict[str, str | None] | None = field(default=None, compare=False, repr=False)
+    listed_at: float | None = field(default=None, compare=False, repr=False)  # `asset` is its whole record, read then
 
     @property
     def assets(self) -> int:

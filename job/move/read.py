@@ -16,18 +16,21 @@ from job.transfer import hash_original
 
 
 def source(ctx: RunContext, asset_id: str, metadata: tuple[MetadataItem, ...] | None = None,
-           albums_if_unchanged: Facts | None = None) -> Facts:
+           albums_if_unchanged: Facts | None = None, listed: Asset | None = None) -> Facts:
     """Everything curated about a source, read side by side. Optional kinds are read only when the
     asset has them, so a plain photo costs three reads (two when its key/values, `metadata`, were just
     read). `albums_if_unchanged`: an earlier read of it, whose albums still hold if the asset's own
     record has not changed since (the gate, when no album moved: AlbumMarks; a unit's start, with the
     asset as listed in no album); its albums are then not read. The record matters: Immich's duplicate resolution adds the asset it keeps to the albums of
-    the ones it trashes without moving those albums' marker, and it updates the kept asset's row."""
+    the ones it trashes without moving those albums' marker, and it updates the kept asset's row.
+    `listed`: the asset's whole record as a listing showed it seconds ago (a unit's start: see
+    `Unit.listed_at`), read instead of the asset itself."""
     c = ctx.client
     known = metadata
     earlier = albums_if_unchanged
     for attempt in range(1, 4):
-        asset, albums, metadata = ctx.fan(lambda: c.asset(asset_id),
+        record = listed if attempt == 1 else None
+        asset, albums, metadata = ctx.fan((lambda: record) if record is not None else (lambda: c.asset(asset_id)),
                                           (lambda: None) if earlier is not None else (lambda: c.albums(asset_id)),
                                           (lambda: known) if known is not None else (lambda: c.metadata_of(asset_id)))
         if albums is None:

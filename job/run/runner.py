@@ -88,7 +88,8 @@ class Runner:
         """`ctxs`: the run's contexts, whose albums' marks are read before each page of assets in no album
         (`plan` has none)."""
         return [Listing(k.session.client, k.libraries, page_size=page_size, listed=listed, user=k.user_id, seen=seen,
-                        marks=(lambda c=ctxs[k.user_id]: c.album_marks.read(c.client)) if ctxs else None)
+                        marks=(lambda c=ctxs[k.user_id]: c.album_marks.read(c.client)) if ctxs else None,
+                        whole=k.session.caps.listed_record, clock=self.clock)
                 for k in self.crew.keyholders if k.libraries]
 
     # --- run ------------------------------------------------------------------------------------

@@ -527,3 +527,51 @@ def test_the_listing_in_no_album_is_immichs(e2e, tmp_path):
         ("updatedAt as GET /assets/{id} shows it", True),
         ("after joining an album", ["2.jpg"]),
     ], "what the listing's first phase stands on (issue 28)"
+
+
+def observe_listing_whole(api: Api, import_root: Path, seed: int) -> list[tuple[str, object]]:
+    """The listing's first phase where a page stands for each asset's own read at its unit's start
+    (`Capabilities.listed_record`, `Unit.listed_at`): assets in no album, untagged (`tagIds: null`) and
+    unstacked (`withStacked: false`), listed with their people and EXIF, carry every field of
+    `GET /assets/{id}` the job reads (the job's own model of an asset), tags being none."""
+    from job.immich.models import Asset  # the fields the job reads, and how it reads them
+
+    seen: list[tuple[str, object]] = []
+    stem = f"whole-{seed}-"
+    ids = [upload(api, media.jpeg(seed + i), f"{stem}{i}.jpg")[1]["id"] for i in range(6)]
+    wait_idle(api)  # faces need the image's size, known once Immich read it
+    tag, = api.call("PUT", "/tags", json={"tags": [f"whole-{seed}"]})
+    api.call("PUT", "/tags/assets", json={"tagIds": [tag["id"]], "assetIds": [ids[1]]})
+    api.call("POST", "/stacks", json={"assetIds": [ids[2], ids[3]]})
+    person = api.call("POST", "/people", json={"name": "whole"})
+    api.call("POST", "/faces", json={"assetId": ids[4], "personId": person["id"], "x": 10, "y": 10, "width": 20,
+                                      "height": 20, "imageWidth": 100, "imageHeight": 100})
+    api.call("PUT", f"/assets/{ids[4]}", json={"isFavorite": True, "description": f"whole {seed}", "rating": 4})
+    api.call("POST", "/albums", json={"albumName": f"whole {seed}", "assetIds": [ids[5]]})
+    wait_idle(api)  # the description's sidecar write
+
+    listed = {a["originalFileName"].removeprefix(stem): a
+              for a in api.search(isNotInAlbum=True, tagIds=None, withStacked=False, withPeople=True, withExif=True,
+                                  originalFileName=stem)}
+    seen.append(("listed whole", sorted(listed)))
+    differing = {}
+    for name, item in sorted(listed.items()):
+        as_listed = Asset.model_validate(item).model_copy(update={"tags": []}).model_dump()
+        own = Asset.model_validate(api.asset(item["id"])).model_dump()
+        differing[name] = sorted(k for k in own if own[k] != as_listed[k])
+    seen.append(("fields that differ from GET /assets/{id}", differing))
+    seen.append(("people as listed", [p["name"] for p in listed["4.jpg"]["people"]]))
+    without = api.search(isNotInAlbum=True, tagIds=None, withStacked=False, withExif=True, originalFileName=stem)
+    seen.append(("people without withPeople", {a["originalFileName"].removeprefix(stem): a["people"] for a in without}))
+    return seen
+
+
+@pytest.mark.e2e
+def test_a_whole_listing_page_is_the_assets_own_read(e2e, tmp_path):
+    real = real_and_fake(e2e, tmp_path, observe_listing_whole)
+    assert real == [
+        ("listed whole", ["0.jpg", "4.jpg"]),
+        ("fields that differ from GET /assets/{id}", {"0.jpg": [], "4.jpg": []}),
+        ("people as listed", ["whole"]),
+        ("people without withPeople", {"0.jpg": [], "4.jpg": []}),
+    ], "what a unit's start stands on when its listing page is its record (issue 28)"

@@ -69,12 +69,15 @@ def _duration(world: World, a: Asset) -> Any:
     return a.duration
 
 
-def asset(world: World, a: Asset, viewer: User, *, full: bool = True, with_exif: bool = True) -> dict[str, Any]:
+def asset(world: World, a: Asset, viewer: User, *, full: bool = True, with_exif: bool = True,
+          with_people: bool = False) -> dict[str, Any]:
+    """`full`: as GET /assets/{id} shows it (owner, tags, stack, people); else as a search lists it, with
+    people only `with_people` (3.1.0 mapAsset: `peopleFromFaces(undefined)` is [])."""
     world.read_asset(a)
     extracted = world.is_extracted(a)
     exif = _exif(world, a)
     people = []
-    if a.owner_id == viewer.id:
+    if a.owner_id == viewer.id and (full or with_people):
         seen = set()
         for face in world.faces.values():
             if face.asset_id == a.id and face.person_id and face.person_id not in seen and face.person_id in world.people:

@@ -747,6 +747,9 @@ class Routes:
             if (name, op, value) == ("hasAlbums", "eq", False):  # the same as 3.1's isNotInAlbum (SDK 3.2.2)
                 flat["isNotInAlbum"] = True
                 continue
+            if (name, op, value) == ("hasTags", "eq", False):  # the same as 3.1's `tagIds: null` (SDK 3.2.2)
+                flat["tagIds"] = None
+                continue
             if (name, op) not in {("libraryId", "eq"), ("originalPath", "eq"), ("checksum", "eq"), ("id", "eq"),
                                   ("albumIds", "any"), ("isMotion", "eq"), ("originalPath", "startsWith"),
                                   ("originalFileName", "eq")}:
@@ -806,6 +809,8 @@ class Routes:
             assets = [a for a in assets if a.id not in in_albums]
         if body.get("withStacked") is False:
             assets = [a for a in assets if not a.stack_id]
+        if "tagIds" in body and body["tagIds"] is None:  # 3.1.0: `options.tagIds === null`: no tag_asset row
+            assets = [a for a in assets if not any(t in world.tags for t in a.tag_ids)]
         if "isOffline" in body:
             assets = [a for a in assets if a.is_offline == body["isOffline"]]
         reverse = body.get("order", "desc") == "desc"
@@ -825,7 +830,8 @@ class Routes:
         found = Routes._search(world, call, body)
         chunk = found[(page - 1) * size: page * size]
         with_exif = bool(body.get("withExif"))
-        items = [render.asset(world, a, call.user, full=False, with_exif=with_exif) for a in chunk]
+        items = [render.asset(world, a, call.user, full=False, with_exif=with_exif, with_people=bool(body.get("withPeople")))
+                 for a in chunk]
         next_page = str(page + 1) if len(found) > page * size else None
         return {"albums": {"total": 0, "count": 0, "items": [], "facets": []},
                 "assets": {"total": len(chunk), "count": len(chunk), "items": items, "facets": [], "nextPage": next_page}}
