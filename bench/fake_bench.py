@@ -16,6 +16,9 @@ Measured:
      (goal <= 60 s, <= 200 MB)
   4b. a whole `run` of 100 over the same library, as an hourly CronJob does (goal <= 10 s, <= 200 MB)
   5. HTTP requests per asset, amortised over a run (goal <= 10)
+  6. with Immich's own costs modelled (tests/fake_immich/costs.py: each call's server CPU as the real
+     3.1.0 showed it, uploads digested in the background, 2 cores): the job vs the naive script at
+     concurrency 4, until the fake is idle again, as bench/real_bench.py measures a real Immich
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_immich import Blob, FakeImmich, Scene  # noqa: E402
+from tests.fake_immich.costs import Costs  # noqa: E402
 
 MB = 1024 * 1024
 
@@ -112,14 +116,47 @@ def fixed_cost(count: int) -> tuple[str, str, str, str]:
             "<= 10 s, <= 200 MB")
 
 
+def with_costs(count: int) -> list[tuple[str, str, str, str]]:
+    """Measure 6: the job and the naive script, each on a fresh world whose Immich costs what the real one
+    does, until it is idle again. Ratios to compare with bench/real_bench.py's ext2int and naive rows."""
+    rows, seen = [], {}
+    for name in ("naive", "ext2int"):
+        fake, scene, lib = world(count, 300_000, 0.0)
+        fake.world.costs = costs = Costs()
+        started = time.perf_counter()
+        if name == "naive":
+            _, _, moved, _ = baseline("naive", fake, scene, lib, 4)
+        else:
+            report, _, _ = job(fake, scene, lib, EXT2INT_CONCURRENCY="4")
+            moved = report["assetsMoved"]
+            requests = report["requests"]["total"] / max(1, moved)
+        costs.idle()
+        seconds = time.perf_counter() - started
+        seen[name] = (moved / seconds, costs.spent / max(1, moved))
+        costs.close()
+        fake.stop()
+    (job_rate, job_cpu), (naive_rate, naive_cpu) = seen["ext2int"], seen["naive"]
+    rows.append((f"with Immich's costs (2 cores), {count} photos: until idle vs the naive script",
+                 f"{job_rate:.1f} vs {naive_rate:.1f} assets/s", f"{job_rate / naive_rate:.2f}x",
+                 "the real server's ratio (README)"))
+    rows.append(("  Immich's modelled CPU per asset vs the naive script", f"{job_cpu * 1000:.0f} vs {naive_cpu * 1000:.0f} ms",
+                 f"{job_cpu / naive_cpu:.2f}x", f"{requests:.2f} requests per asset"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only-fixed-cost", action="store_true", help="only the run of 100 over 100k assets")
+    parser.add_argument("--only-costs", action="store_true", help="only measure 6 (Immich's costs modelled)")
     args = parser.parse_args()
     quick = args.quick
     if args.only_fixed_cost:
         print(fixed_cost(100_000))
+        return
+    if args.only_costs:
+        for row in with_costs(60 if quick else 200):
+            print("  ".join(row))
         return
     rows: list[tuple[str, str, str, str]] = []
 
@@ -176,6 +213,9 @@ def main() -> None:
 
     # 5. requests per asset
     rows.append(("HTTP requests per asset (amortised, plain photos)", f"{requests_per_asset:.2f}", "", "<= 10"))
+
+    # 6. with Immich's costs modelled
+    rows += with_costs(60 if quick else 200)
 
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'result':<24} {'ratio':>7}  goal")

@@ -221,6 +221,13 @@ PROBES = {
     "GET /api/albums": lambda api, i: api.session.get(f"{api.url}/albums", params={"assetId": i}),
     "HEAD /api/assets/{id}/original": lambda api, i: api.session.head(f"{api.url}/assets/{i}/original"),
     "GET /api/users/me": lambda api, i: api.session.get(f"{api.url}/users/me"),
+    # also replayed, for the fake's model of Immich's costs (tests/fake_immich: costs): the bytes down, a
+    # key/value written (a claim's form, on the bench's own copies), a listing page of 50 with EXIF
+    "GET /api/assets/{id}/original": lambda api, i: api.session.get(f"{api.url}/assets/{i}/original"),
+    "PUT /api/assets/metadata": lambda api, i: api.session.put(f"{api.url}/assets/metadata", json={
+        "items": [{"assetId": i, "key": "bench-probe", "value": {"n": 1}}]}),
+    "POST /api/search/metadata": lambda api, i: api.session.post(f"{api.url}/search/metadata", json={
+        "size": 50, "page": 1, "withExif": True, "isNotInAlbum": True}),
 }
 
 

@@ -227,3 +227,27 @@ def test_the_readme_names_exactly_the_permissions_the_endpoint_table_requires():
     undo_line = text[text.index("`undo` needs what `verify` needs and"):].split(". ")[0]
     undo = set(required_permissions("undo", (3, 1, 0), copy=True, edits=True, delete=True))
     assert set(re.findall(r"`([a-zA-Z]+\.[a-zA-Z.]+)`", undo_line)) == undo - verify
+
+
+def test_the_fakes_model_of_immichs_costs_digests_an_upload_in_the_background():
+    """bench/fake_bench.py measure 6: a new upload shows as unread until its queued job has run, and the
+    server time spent is what the calls and jobs cost."""
+    import threading
+    from types import SimpleNamespace
+
+    from tests.fake_immich.costs import Costs
+
+    asset = SimpleNamespace(extracted_at=0.0)
+    world = SimpleNamespace(lock=threading.Lock(), assets={"a": asset})
+    gate = threading.Event()
+    costs = Costs({"GET /assets/{id}": 0.001}, {"POST /assets": 0.002}, cores=1)
+    costs._background.submit(gate.wait)  # the one worker is busy: the digestion waits behind it
+    costs.call("GET", "/assets/{id}")
+    costs.call("GET", "/server/version")  # not modelled: free
+    costs.digest(world, "a")
+    assert costs.backlog() == 1 and asset.extracted_at == float("inf"), "unread until its job ran"
+    gate.set()
+    costs.idle(timeout=10)
+    assert costs.backlog() == 0 and asset.extracted_at != float("inf")
+    assert costs.spent == pytest.approx(0.003)
+    costs.close()

@@ -299,6 +299,7 @@ class World:
         self.detection_delay = 0.0
         self.keep_uploads_up_to = 32 * 1024 * 1024  # larger uploads keep only their hash and size
         self.latency = 0.0  # seconds each answer takes, like a server on a network (benchmarks)
+        self.costs: Any = None  # benchmarks: Immich's own work per call and queued, on a few cores (costs.Costs)
         # Benchmarks whose world changes only through requests: searches are answered from a cache
         # that every mutating request clears. Off for tests, which also change the world directly.
         self.cache_searches = False
