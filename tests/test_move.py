@@ -217,6 +217,23 @@ def test_plan_sends_no_mutating_request_and_lists_every_asset(scene, run_job):
     assert b["cannot_move"] == ["shown in 1 memories"]
 
 
+def test_plan_lists_in_whole_pages_where_run_lists_short_ones(fake, scene, run_job):
+    """A run's page of whole records (job/run/listing.py) is short, to be used up within seconds; `plan`
+    moves nothing, so it lists the same phases in its own, large pages (a 100,000-asset plan would
+    otherwise ask for 2,000 pages)."""
+    lib = scene.library()
+    for i in range(120):
+        scene.photo(lib, f"p{i}.jpg", synthetic=True)
+
+    assert run_job(scene.env(), "plan").counts()["planned"] == 120
+    whole = [e.body for e in fake.requests("POST", "/search/metadata") if (e.body or {}).get("withPeople")]
+    assert whole and all(b["size"] == 1000 for b in whole), whole
+    fake.log.clear()
+    assert run_job(scene.env(EXT2INT_BATCH_SIZE="100")).counts()["uploaded"] == 100
+    whole = [e.body for e in fake.requests("POST", "/search/metadata") if (e.body or {}).get("withPeople")]
+    assert len(whole) >= 2 and all(b["size"] == 50 for b in whole), whole
+
+
 def test_plan_shows_what_run_would_decide_holds_and_conflicts_included(scene, run_job):
     lib = scene.library()
     scene.library("theirs", owner=scene.other, paths=["/mnt/photos/shared"])

@@ -98,7 +98,9 @@ class Listing:
         while page is not None:
             marks = self.marks() if phase.no_albums and self.marks is not None else None
             asked = self.clock.monotonic()
-            result = self.client.search_assets(page=page, size=min(self.page_size, WHOLE_PAGE) if phase.whole else self.page_size,
+            # a run's page of whole records is used up within seconds; `plan` (no marks) moves nothing
+            short = phase.whole and self.marks is not None
+            result = self.client.search_assets(page=page, size=min(self.page_size, WHOLE_PAGE) if short else self.page_size,
                                                libraryId=library_id, with_exif=True, with_people=phase.whole,
                                                unstacked=phase.whole, hasAlbums=False if phase.no_albums else None,
                                                hasTags=False if phase.whole else None)
