@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import queue
-from collections import Counter
 from collections.abc import Callable
 
 from job.move import Mover
@@ -31,10 +30,9 @@ class Flight:
         # flight (cf.wait installs and removes a waiter on each of them, each time: with a hundred units
         # waiting in phase two, a tenth of the job's CPU).
         self._ended: queue.SimpleQueue[cf.Future] = queue.SimpleQueue()
-        self._counts: Counter[str] = Counter()  # units in flight per phase
 
     def count(self, phase: str) -> int:
-        return self._counts[phase]
+        return sum(1 for kind, _ in self.active.values() if kind == phase)
 
     def has_room(self) -> bool:
         return self.count("move") < self.pools.movers and self.count("finish") < self.pools.finishers
@@ -45,7 +43,6 @@ class Flight:
     def _submit(self, pool: cf.ThreadPoolExecutor, phase: str, unit: Unit, work, arg) -> None:
         future = pool.submit(work, arg)
         self.active[future] = (phase, unit)
-        self._counts[phase] += 1
         future.add_done_callback(self._ended.put)  # at once if it has already ended
 
     def _ended_now(self, timeout: float | None) -> list[cf.Future]:
@@ -64,7 +61,6 @@ class Flight:
             return
         for future in self._ended_now(timeout):
             phase, unit = self.active.pop(future)
-            self._counts[phase] -= 1
             result = _result_or_failure(future, unit)
             if phase == "move":
                 self.transferred(result.outcome if isinstance(result, Pending) else result)
@@ -76,7 +72,6 @@ class Flight:
     def abandon(self) -> list[Unit]:
         units = [unit for _, unit in self.active.values()]
         self.active.clear()
-        self._counts.clear()
         return units
 
     def shutdown(self, wait: bool) -> None:
