@@ -240,7 +240,7 @@ def test_the_fakes_model_of_immichs_costs_digests_an_upload_in_the_background():
     asset = SimpleNamespace(extracted_at=0.0)
     world = SimpleNamespace(lock=threading.Lock(), assets={"a": asset})
     gate = threading.Event()
-    costs = Costs({"GET /assets/{id}": 0.001}, {"POST /assets": 0.002}, cores=1)
+    costs = Costs({"GET /assets/{id}": 0.001}, digestion=0.002, cores=1)
     costs._background.submit(gate.wait)  # the one worker is busy: the digestion waits behind it
     costs.call("GET", "/assets/{id}")
     costs.call("GET", "/server/version")  # not modelled: free

@@ -2,8 +2,8 @@
 upload or a copy leaves in its queues, spent on a few cores as on the machine that runs Immich.
 
 A call waits for a free core and holds it for its cost (the fake sleeps meanwhile: the time is the
-server's, not the job's); an upload then leaves its digestion (metadata, thumbnails) and a copy its
-sidecar job to a background worker, which holds a core for that long too. So the job's reads compete
+server's, not the job's); a new upload then leaves its digestion (metadata, thumbnails) to a background
+worker, which holds a core for that long too (a copy's sidecar job is counted in the copy's own cost). So the job's reads compete
 with Immich's digestion of earlier uploads, and a benchmark's time until the fake is idle again
 (`Costs.idle`) is what a user waits for, as in `bench/real_bench.py`.
 
@@ -34,15 +34,15 @@ IMMICH_3_1 = {
     "PUT /assets/copy": 0.0072,
     "DELETE /assets": 0.0030,  # a request's own cost, like the smallest calls (0.2 ms per asset in requests of 100)
 }
-# ... and what it leaves in Immich's queues: an upload's whole cost (144 ms, the floor's upload phase)
+# ... and what a new upload leaves in Immich's queues: its whole cost (144 ms, the floor's upload phase)
 # split so that the CLI's shape is kept: its command ends well before Immich is idle (6 s, then 8 to 10 s).
-IMMICH_3_1_QUEUED = {"POST /assets": 0.1240}
+IMMICH_3_1_DIGESTION = 0.1240
 
 
 class Costs:
-    def __init__(self, per_call: Mapping[str, float] = IMMICH_3_1, queued: Mapping[str, float] = IMMICH_3_1_QUEUED,
+    def __init__(self, per_call: Mapping[str, float] = IMMICH_3_1, digestion: float = IMMICH_3_1_DIGESTION,
                  cores: int = 2):
-        self.per_call, self.queued = dict(per_call), dict(queued)
+        self.per_call, self.digestion = dict(per_call), digestion
         self._cores = threading.BoundedSemaphore(cores)
         self._background = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="immich-jobs")
         self._lock = threading.Lock()
@@ -55,13 +55,14 @@ class Costs:
         self._spend(self.per_call.get(f"{method} {route}", 0.0))
 
     def digest(self, world, asset_id: str) -> None:
-        """A new upload: Immich reads it (metadata, thumbnails) in the background; until then it shows no
-        EXIF and no size, as the real server (`World.is_extracted`)."""
+        """A new upload (the upload route calls this, holding the world's lock): Immich reads it (metadata,
+        thumbnails) in the background; until then it shows no EXIF and no size, as the real server
+        (`World.is_extracted`)."""
         with world.lock:
             world.assets[asset_id].extracted_at = float("inf")
         with self._lock:
             self._pending += 1
-        self._background.submit(self._job, self.queued.get("POST /assets", 0.0), world, asset_id)
+        self._background.submit(self._job, self.digestion, world, asset_id)
 
     def backlog(self) -> int:
         with self._lock:
