@@ -54,7 +54,8 @@ _TREE = {"libraryId": ("libraryId", "eq"), "originalPath": ("originalPath", "eq"
          "id": ("id", "eq"), "albumIds": ("albumIds", "any"), "isMotion": ("isMotion", "eq"),
          "pathStartsWith": ("originalPath", "startsWith"), "originalFileName": ("originalFileName", "eq"),
          "trashedAfter": ("trashedAt", "gte"), "trashedBefore": ("trashedAt", "lte"),
-         "updatedAfter": ("updatedAt", "gte"), "hasAlbums": ("hasAlbums", "eq"), "hasTags": ("hasTags", "eq")}
+         "updatedAfter": ("updatedAt", "gte"), "takenAfter": ("takenAt", "gte"),
+         "takenBefore": ("takenAt", "lte"), "hasAlbums": ("hasAlbums", "eq"), "hasTags": ("hasTags", "eq")}
 _FLAT = {"pathStartsWith": "originalPath"}  # older servers: the flat substring match, a wider net
 # older servers: a flat field that says the same with another value (`tagIds: null`: no tag_asset row)
 _FLAT_VALUE = {"hasAlbums": {False: ("isNotInAlbum", True)}, "hasTags": {False: ("tagIds", None)}}

@@ -43,18 +43,24 @@ class Evidence:
 
 def gather(ctx: RunContext, pending: Pending, scope: Scope,
            others: Callable[[str], RunContext] | None = None, albums_held: bool = False,
-           listed: dict[str, Asset] | None = None) -> Evidence:
+           listed: dict[str, Asset] | None = None, whole: dict[str, Asset | None] | None = None) -> Evidence:
     """`others`: another user's context, to read their assets of a shared file with their own key.
     `albums_held`: no album of the user is new or moved since before the unit read its sources
     (AlbumMarks): a source whose own record did not change since either is in the albums it was in then,
     so its albums are not read again. `listed`: the user's assets updated since the batch's targets were
-    verified, as the gate listed them once (see `target_now`)."""
+    verified, as the gate listed them once (see `target_now`). `whole`: sources as the gate's listing
+    showed them just now, whole and in no album (`Gate._sources_listed`): each stands for the source's
+    own read and its albums' (none); one looked for there and not found (None) changed somehow since its
+    unit's start, so its albums are read too, whatever the albums' marks say."""
     evidence = Evidence()
     for member in pending.members:
         for facts in member.sources:
             source_id = facts.asset.id
+            now = (whole or {}).get(source_id)
+            absent = whole is not None and source_id in whole and now is None
+            earlier = Facts(now, albums=()) if now is not None else facts if albums_held and not absent else None
             try:
-                evidence.sources[source_id] = read.source(ctx, source_id, albums_if_unchanged=facts if albums_held else None)
+                evidence.sources[source_id] = read.source(ctx, source_id, listed=now, albums_if_unchanged=earlier)
             except errors.NotFound:
                 evidence.sources[source_id] = None
         evidence.targets[member.target_id] = target_now(ctx, member, listed)

@@ -35,6 +35,7 @@ import concurrent.futures as cf
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 
 from job import journal
 from job.clock import SYSTEM
@@ -165,8 +166,9 @@ class Gate:
         self.parked = []
         marks = self._album_marks(units)
         listed = self._targets_listed([p for p in units if id(p) not in was_parked])
-        judged = [self._judge(p, scopes, marks, listed) for p in units] if len(units) <= 1 else \
-            list(self.pool.map(lambda p: self._judge(p, scopes, marks, listed), units))
+        whole = self._sources_listed(units)
+        judged = [self._judge(p, scopes, marks, listed, whole) for p in units] if len(units) <= 1 else \
+            list(self.pool.map(lambda p: self._judge(p, scopes, marks, listed, whole), units))
         verdicts = {id(p): v for p, (v, _) in zip(units, judged)}
         decided, passing = [], []
         for group in groups([(p, needs) for p, (_, needs) in zip(units, judged)]):
@@ -256,15 +258,56 @@ class Gate:
                 pass
         return listed
 
+    SOURCES_PAGE = 100  # one page per library and batch; a source beyond it is read on its own
+
+    def _sources_listed(self, units: list[Pending]) -> dict[str, Asset | None]:
+        """The batch's sources as their own reads would show them now, where one listing can: on a server
+        whose listing carries the whole record (`Capabilities.listed_record`, 3.1.x), one `POST
+        /search/metadata` per user and library over the span of the sources' `fileCreatedAt` (1 ms wider
+        each way), in no album, untagged and unstacked, with EXIF and people, trashed ones left out. Only
+        presence counts: a source in it is, at this moment, live, in no album, untagged, unstacked, not
+        locked (locked assets are never listed), with every other field as `GET /assets/{id}` shows it (the
+        contract step `observe_listing_whole`). A source looked for and not in it (None: its date changed,
+        it joined an album, was tagged, stacked, trashed, locked or deleted, or lay beyond the page) is
+        read on its own, its albums too. Sources whose start showed an album, a tag or a stack, and those
+        of a listing that failed, are not in the answer: they are read as always."""
+        spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        wanted: dict[tuple[str, str], list[str]] = {}
+        for pending in units:
+            if not self.ctx_of(pending).caps.listed_record:
+                continue
+            for member in pending.members:
+                for facts in member.sources:
+                    a, at = facts.asset, _moment(facts.asset.fileCreatedAt)
+                    if a.tags or a.stack is not None or facts.albums or not a.libraryId or at is None:
+                        continue
+                    key = (pending.unit.user, a.libraryId)
+                    wanted.setdefault(key, []).append(a.id)
+                    lo, hi = spans.get(key, (at, at))
+                    spans[key] = (min(lo, at), max(hi, at))
+        found: dict[str, Asset | None] = {}
+        ms = timedelta(milliseconds=1)  # Immich answers in milliseconds: a finer stored time stays inside
+        for (user, library), (lo, hi) in spans.items():
+            try:
+                page = self._ctx(user).client.search_assets(
+                    page=1, size=self.SOURCES_PAGE, with_exif=True, with_people=True, unstacked=True, libraryId=library,
+                    hasAlbums=False, hasTags=False, takenAfter=_text(lo - ms), takenBefore=_text(hi + ms))
+            except errors.ImmichError:
+                continue
+            listed = {a.id: a for a in page.items if a.libraryId == library and not a.isTrashed}
+            found.update((i, listed[i].model_copy(update={"tags": []}) if i in listed else None)
+                         for i in wanted[(user, library)])
+        return found
+
     def _judge(self, pending: Pending, scopes: dict[str, Scope], marks: dict[str, dict[str, str | None] | None],
-               listed: dict[str, dict[str, Asset]]) -> tuple[Verdict, dict[str, Asset]]:
+               listed: dict[str, dict[str, Asset]], whole: dict[str, Asset | None]) -> tuple[Verdict, dict[str, Asset]]:
         ctx = self.ctx_of(pending)
         scope = scopes.get(pending.unit.user) or next(iter(scopes.values()))
         now = marks.get(pending.unit.user)
         try:
             evidence = gather(ctx, pending, scope, others=lambda user: self.ctxs[user],
                               albums_held=now is not None and AlbumMarks.unchanged(pending.albums_before, now),
-                              listed=listed.get(pending.unit.user))
+                              listed=listed.get(pending.unit.user), whole=whole)
             verdict = judge(pending, evidence, scope=scope, is_source=ctx.sources.__contains__,
                             claim_holds=lambda f: claim.holds(ctx, pending.claim, f.metadata))
             return verdict, partners_of(evidence, scope)
@@ -336,3 +379,15 @@ class Gate:
                 claim.let_go(ctx, pending.claim, pending.claim_ids)
         except (errors.ImmichError, StepFailed) as exc:
             log.warning("could not journal %s after the gate held it: %s", outcome.path, exc)
+
+
+def _moment(text: str | None) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None  # Immich's times are UTC, spelled so
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -563,6 +563,17 @@ def observe_listing_whole(api: Api, import_root: Path, seed: int) -> list[tuple[
     seen.append(("people as listed", [p["name"] for p in listed["4.jpg"]["people"]]))
     without = api.search(isNotInAlbum=True, tagIds=None, withStacked=False, withExif=True, originalFileName=stem)
     seen.append(("people without withPeople", {a["originalFileName"].removeprefix(stem): a["people"] for a in without}))
+    # the gate's listing of its sources (`Gate._sources_listed`): the same filters over a window of
+    # `fileCreatedAt`, both bounds inclusive; only presence counts, as a locked asset is left out and
+    # its own read is refused to an API key too (then the gate holds: nothing of it is deleted)
+    plain = listed["0.jpg"]
+    window = dict(isNotInAlbum=True, tagIds=None, withStacked=False, withPeople=True, withExif=True, originalFileName=stem,
+                  takenAfter=plain["fileCreatedAt"], takenBefore=plain["fileCreatedAt"])
+    seen.append(("a window of its own fileCreatedAt lists it", plain["id"] in {a["id"] for a in api.search(**window)}))
+    api.call("PUT", "/assets", json={"ids": [plain["id"]], "visibility": "locked"})
+    seen.append(("locked: listed in that window", plain["id"] in {a["id"] for a in api.search(**window)}))
+    refused = api.call("GET", f"/assets/{plain['id']}", expect=(200, 400, 404))
+    seen.append(("locked: its own read with the key", refused.get("message") if isinstance(refused, dict) else refused))
     return seen
 
 
@@ -574,4 +585,7 @@ def test_a_whole_listing_page_is_the_assets_own_read(e2e, tmp_path):
         ("fields that differ from GET /assets/{id}", {"0.jpg": [], "4.jpg": []}),
         ("people as listed", ["whole"]),
         ("people without withPeople", {"0.jpg": [], "4.jpg": []}),
-    ], "what a unit's start stands on when its listing page is its record (issue 28)"
+        ("a window of its own fileCreatedAt lists it", True),
+        ("locked: listed in that window", False),
+        ("locked: its own read with the key", "Not found or no asset.read access"),
+    ], "what a unit's start and the gate's listing of its sources stand on when a page is a record (issue 28)"

@@ -570,7 +570,9 @@ def parse_multipart(reader, boundary: bytes, on_file: Callable[[bytes], None], k
 
 def _asset_of(world: World, call: Call, asset_id: str, permission: str = "asset.read"):
     asset = world.assets.get(asset_id)
-    if asset is None or asset.owner_id != call.user.id:
+    # 3.1.0 access.repository.ts checkOwnerAccess: a locked asset only with an elevated session (PIN),
+    # which an API key never has
+    if asset is None or asset.owner_id != call.user.id or asset.visibility == "locked":
         if permission == "asset.read":
             raise not_found_asset()
         raise ApiError(400, f"Not found or no {permission} access")
@@ -741,7 +743,7 @@ class Routes:
             return body
         flat = {k: v for k, v in body.items() if k != "filter"}
         for name, comparison in tree.items():
-            if name in ("trashedAt", "updatedAt"):  # a time window: DateFilter(Nullable) {gte, lte}
+            if name in ("trashedAt", "updatedAt", "takenAt"):  # a time window: DateFilter(Nullable) {gte, lte}
                 prefix = name[:-2]
                 flat.update({{"gte": f"{prefix}After", "lte": f"{prefix}Before"}[op]: v for op, v in comparison.items()})
                 continue
@@ -792,6 +794,10 @@ class Routes:
             if body.get(name):  # searchAssetBuilder: asset.updatedAt >= / <= the bound
                 bound = _instant(body[name])
                 assets = [a for a in assets if keep(a.updated_at, bound)]
+        for name, keep in (("takenAfter", lambda at, bound: at >= bound), ("takenBefore", lambda at, bound: at <= bound)):
+            if body.get(name):  # searchAssetBuilder: asset.fileCreatedAt >= / <= the bound
+                bound = _instant(body[name])
+                assets = [a for a in assets if keep(_instant(a.file_created_at), bound)]
         visibility = body.get("visibility")
         assets = [a for a in assets if (a.visibility == visibility if visibility else a.visibility != "locked")]
         if body.get("checksum"):
