@@ -176,6 +176,10 @@ def test_values_a_copied_sidecar_brings_are_not_written_again(sidecar, fake, sce
     assert [scene.world.tags[t].value for t in twin.tag_ids] == ["Trips/Ireland"]
     writes = [(e.method, e.route) for e in fake.log if (e.method, e.route) in (("PUT", "/assets"), ("PUT", "/tags/assets"))]
     assert writes == ([] if sidecar else [("PUT", "/assets"), ("PUT", "/tags/assets")]), writes
+    if sidecar:  # each look is one read: the first (the sidecar not read yet), one more that misses it, the one
+        # that finds it whole (compared as it is, not read again), and the gate's (it must show tags: no listing)
+        looks = [e for e in fake.requests("GET", "/assets/{id}") if e.path.rstrip("/").endswith(twin.id)]
+        assert len(looks) == 4, [e.path for e in looks]
 
 
 def test_an_external_asset_stacked_with_an_internal_one(scene, run_job):

@@ -38,8 +38,10 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
     delay, waited, applied = 0.25, 0.0, set()
     confirm_at: float | None = None  # when a target that covers after our writes is looked at again
     last_write, redone = 0.0, 0
+    seen: Asset | None = None  # the asset as await_sidecar read it a moment ago, whole: not read again
     while True:
-        asset = ctx.client.asset(member.target_id)  # the rest only once Immich has read the file: no reads while waiting
+        # the rest only once Immich has read the file: no reads while waiting
+        asset, seen = seen if seen is not None else ctx.client.asset(member.target_id), None
         prove(ctx, member, asset)
         ctx.saw_internal(asset)
         target = read.target(ctx, member.target_id, member.sources, asset=asset) if extracted(asset) else Facts(asset)
@@ -60,8 +62,10 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
             if applied and clock.monotonic() - last_write >= settings.settle_confirm and redone < 2:
                 redone += 1  # a write that did not hold (or never showed): Immich undid it; make it again
                 applied.clear()
-            if not applied and await_sidecar(ctx, member, target, ids, found, deadline):
-                continue  # Immich read the copied sidecar meanwhile: look at the whole target again
+            if not applied:
+                seen = await_sidecar(ctx, member, target, ids, found, deadline)
+                if seen is not None:
+                    continue  # Immich read the copied sidecar meanwhile: look at the whole target again
             todo = [w for w in writes_for(member.expected, now, member.sources,
                                           can_copy=ctx.caps.copy, can_edit=ctx.caps.edits)
                     if w.kind not in applied]
@@ -88,16 +92,17 @@ SIDECAR_FIELDS = frozenset({"description", "rating", "taken_at", "time_zone", "g
 
 
 def await_sidecar(ctx: RunContext, member: Member, target: Facts, ids: Identity, found: list[Difference],
-                  deadline: float) -> bool:
+                  deadline: float) -> Asset | None:
     """A new target lacks only values a sidecar carries, and the source's sidecar was copied to it a
     moment ago: Immich reads a copied sidecar in a second metadata extraction, which usually brings
     them. Writing them now would cost the server a sidecar write and two more extractions per value,
     and a confirmation wait. So look at the asset alone (it holds all those values) until they show,
-    for at most EXT2INT_SETTLE_CONFIRM after the copy; True when they did (write nothing), False when
-    the job must write them (a source without a sidecar, a read-only library)."""
+    for at most EXT2INT_SETTLE_CONFIRM after the copy. Returns the asset read when they did (write
+    nothing; the caller compares the whole target with this read, not another), None when the job must
+    write them (a source without a sidecar, a read-only library)."""
     clock, settings = ctx.clock, ctx.settings
     if member.sidecar_at is None or not found or any(d.field not in SIDECAR_FIELDS for d in found):
-        return False
+        return None
     until = min(member.sidecar_at + settings.settle_confirm, deadline - settings.settle_confirm)
     delay = 0.25
     while clock.monotonic() < until and not ctx.hard_stop.is_set():
@@ -106,9 +111,9 @@ def await_sidecar(ctx: RunContext, member: Member, target: Facts, ids: Identity,
         asset = ctx.client.asset(member.target_id)
         prove(ctx, member, asset)
         if not differences(member.expected, record_of(replace(target, asset=asset), ids.target)):
-            return True
+            return asset
     member.sidecar_at = None  # waited once: from now on the job writes what is missing
-    return False
+    return None
 
 
 def await_read(ctx: RunContext, member: Member) -> None:
