@@ -584,6 +584,30 @@ def test_a_source_changed_before_the_gates_listing_is_read_on_its_own(fake, scen
     check(scene.world, snaps[0], delete_mode="force", require_done=False)
 
 
+def test_sources_beyond_a_full_page_of_the_gates_listing_are_not_taken_for_changed(fake, scene, run_job, monkeypatch):
+    """Many photos of one date (a scanner's, a copy's): Immich orders them by id, and a batch's sources
+    need not be on the gate's one page. A source not on a full page proves nothing: it is read on its own
+    as before, its albums are not (no album moved), and once a full page showed fewer than half of the
+    sources looked for, that library's sources are not listed again in the run."""
+    from job.move.gate import Gate
+    monkeypatch.setattr(Gate, "SOURCES_PAGE", 1)
+    monkeypatch.setattr(Gate, "MAX_ITEMS", 3)  # batches of at most three: a page of one shows at most one
+    lib = scene.library()
+    photos = [scene.photo(lib, f"scan{i:02}.jpg") for i in range(12)]  # one `taken` for all: one instant
+    snap = snapshot(scene.world, [lib.id], scene.admin.id)
+
+    result = run_job(scene.env(EXT2INT_DELETE="force"))
+
+    assert result.counts()["uploaded"] == len(photos), result.report["outcomes"]
+    by_asset = [e for e in fake.requests("GET", "/albums") if "assetId" in e.query]
+    assert by_asset == [], "no album moved: no source's albums are read again"
+    gate_pages = [e.body for e in fake.requests("POST", "/search/metadata") if "takenAfter" in (e.body or {})]
+    assert gate_pages and all(b["size"] == 1 and b["takenAfter"] < b["takenBefore"] for b in gate_pages)
+    assert len(gate_pages) < len(fake.requests("DELETE", "/assets")), "a crowded library is listed no more"
+    assert sum(own_reads(fake, p.id) for p in photos) >= len(photos) - len(gate_pages)
+    check(scene.world, snap, delete_mode="force")
+
+
 def curated_people(scene, photo):
     target = moved(scene, photo)
     return [scene.world.people[f.person_id] for f in scene.world.faces.values() if f.asset_id == target.id and f.person_id]

@@ -76,6 +76,7 @@ class Gate:
         self.parked: list[Pending] = []  # passed, waiting for the other users' assets of their files
         self._missing: dict[int, dict[str, Asset]] = {}  # a parked unit's group: what it waits for
         self.since = 0.0
+        self._crowded: set[tuple[str, str]] = set()  # (user, library): not worth listing its sources (see _sources_listed)
         self.worked = False  # a first delete went through (the run holds back until then)
         self.pool = cf.ThreadPoolExecutor(max_workers=settings.pools.helpers, thread_name_prefix="gate")
         self._due = threading.Condition()
@@ -267,10 +268,13 @@ class Gate:
         each way), in no album, untagged and unstacked, with EXIF and people, trashed ones left out. Only
         presence counts: a source in it is, at this moment, live, in no album, untagged, unstacked, not
         locked (locked assets are never listed), with every other field as `GET /assets/{id}` shows it (the
-        contract step `observe_listing_whole`). A source looked for and not in it (None: its date changed,
-        it joined an album, was tagged, stacked, trashed, locked or deleted, or lay beyond the page) is
-        read on its own, its albums too. Sources whose start showed an album, a tag or a stack, and those
-        of a listing that failed, are not in the answer: they are read as always."""
+        contract step `observe_listing_whole`). A source looked for in a listing that ended on its page and
+        not in it (None: its date changed, it joined an album, was tagged, stacked, trashed, locked or
+        deleted) is read on its own, its albums too. Sources whose start showed an album, a tag or a
+        stack, those beyond a full page, and those of a listing that failed, are not in the answer: they
+        are read as always. A library whose span holds far more than its batch (many files of one
+        date: Immich orders them by id, so the batch's sources need not be on the first page) is listed
+        no more in this run once a full page showed fewer than half of the sources looked for."""
         spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
         wanted: dict[tuple[str, str], list[str]] = {}
         for pending in units:
@@ -288,6 +292,8 @@ class Gate:
         found: dict[str, Asset | None] = {}
         ms = timedelta(milliseconds=1)  # Immich answers in milliseconds: a finer stored time stays inside
         for (user, library), (lo, hi) in spans.items():
+            if (user, library) in self._crowded:
+                continue
             try:
                 page = self._ctx(user).client.search_assets(
                     page=1, size=self.SOURCES_PAGE, with_exif=True, with_people=True, unstacked=True, libraryId=library,
@@ -295,8 +301,14 @@ class Gate:
             except errors.ImmichError:
                 continue
             listed = {a.id: a for a in page.items if a.libraryId == library and not a.isTrashed}
-            found.update((i, listed[i].model_copy(update={"tags": []}) if i in listed else None)
-                         for i in wanted[(user, library)])
+            ids = wanted[(user, library)]
+            shown = [i for i in ids if i in listed]
+            if page.nextPage:  # the listing goes on beyond this page: a source not on it proves nothing
+                found.update((i, listed[i].model_copy(update={"tags": []})) for i in shown)
+                if 2 * len(shown) < len(ids):
+                    self._crowded.add((user, library))
+            else:
+                found.update((i, listed[i].model_copy(update={"tags": []}) if i in listed else None) for i in ids)
         return found
 
     def _judge(self, pending: Pending, scopes: dict[str, Scope], marks: dict[str, dict[str, str | None] | None],
