@@ -250,7 +250,7 @@ def _listed_whole(unit: Unit, ctx: RunContext) -> Asset | None:
     carries it; nothing is deleted on the strength of a listing."""
     if unit.listed_at is None or ctx.clock.monotonic() - unit.listed_at > WHOLE_FRESH:
         return None
-    return unit.asset.model_copy(update={"tags": []})  # listed as having none (`hasTags` false)
+    return read.listed_whole(unit.asset)
 
 
 def _listed_in_no_album(unit: Unit, latest: dict[str, str | None]) -> Facts | None:

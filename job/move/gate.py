@@ -35,11 +35,12 @@ import concurrent.futures as cf
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from job import journal
 from job.clock import SYSTEM
 from job.decide import Scope
+from job.facts import normalize_instant
 from job.immich import errors
 from job.immich.models import Asset
 from job.move import bring, claim, read
@@ -297,18 +298,17 @@ class Gate:
             try:
                 page = self._ctx(user).client.search_assets(
                     page=1, size=self.SOURCES_PAGE, with_exif=True, with_people=True, unstacked=True, libraryId=library,
-                    hasAlbums=False, hasTags=False, takenAfter=_text(lo - ms), takenBefore=_text(hi + ms))
+                    hasAlbums=False, hasTags=False, takenAfter=normalize_instant((lo - ms).isoformat()),
+                    takenBefore=normalize_instant((hi + ms).isoformat()))
             except errors.ImmichError:
                 continue
             listed = {a.id: a for a in page.items if a.libraryId == library and not a.isTrashed}
             ids = wanted[(user, library)]
-            shown = [i for i in ids if i in listed]
-            if page.nextPage:  # the listing goes on beyond this page: a source not on it proves nothing
-                found.update((i, listed[i].model_copy(update={"tags": []})) for i in shown)
-                if 2 * len(shown) < len(ids):
-                    self._crowded.add((user, library))
-            else:
-                found.update((i, listed[i].model_copy(update={"tags": []}) if i in listed else None) for i in ids)
+            for i in ids:  # beyond a full page (nextPage), a source not on it proves nothing: left out
+                if i in listed or not page.nextPage:
+                    found[i] = read.listed_whole(listed[i]) if i in listed else None
+            if page.nextPage and 2 * len([i for i in ids if i in listed]) < len(ids):
+                self._crowded.add((user, library))
         return found
 
     def _judge(self, pending: Pending, scopes: dict[str, Scope], marks: dict[str, dict[str, str | None] | None],
@@ -400,6 +400,3 @@ def _moment(text: str | None) -> datetime | None:
         return None
     return moment if moment.tzinfo is not None else None  # Immich's times are UTC, spelled so
 
-
-def _text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

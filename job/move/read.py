@@ -53,6 +53,12 @@ def source(ctx: RunContext, asset_id: str, metadata: tuple[MetadataItem, ...] | 
                  stack=stack, shared_links=ctx.shared_links.get(asset_id, frozenset()))
 
 
+def listed_whole(asset: Asset) -> Asset:
+    """An asset as a page of whole records listed it (untagged by its filter, `hasTags` false, which
+    Immich's listing items do not show): its own record, with its tags, none."""
+    return asset.model_copy(update={"tags": []})
+
+
 def maybe_asset(ctx: RunContext, asset_id: str) -> Asset | None:
     try:
         return ctx.client.asset(asset_id)

@@ -41,7 +41,8 @@ def settle_and_verify(ctx: RunContext, member: Member, ids: Identity) -> None:
     seen: Asset | None = None  # the asset as await_sidecar read it a moment ago, whole: not read again
     while True:
         # the rest only once Immich has read the file: no reads while waiting
-        asset, seen = seen if seen is not None else ctx.client.asset(member.target_id), None
+        asset = seen if seen is not None else ctx.client.asset(member.target_id)
+        seen = None
         prove(ctx, member, asset)
         ctx.saw_internal(asset)
         target = read.target(ctx, member.target_id, member.sources, asset=asset) if extracted(asset) else Facts(asset)
