@@ -1,11 +1,11 @@
 """Immich's own work, for benchmarks against the fake: what each call costs the server, and the work an
-upload or a copy leaves in its queues, spent on a few cores as on the machine that runs Immich.
+upload leaves in its queues, spent on a few cores as on the machine that runs Immich.
 
 A call waits for a free core and holds it for its cost (the fake sleeps meanwhile: the time is the
 server's, not the job's); a new upload then leaves its digestion (metadata, thumbnails) to a background
-worker, which holds a core for that long too (a copy's sidecar job is counted in the copy's own cost). So the job's reads compete
-with Immich's digestion of earlier uploads, and a benchmark's time until the fake is idle again
-(`Costs.idle`) is what a user waits for, as in `bench/real_bench.py`.
+worker, which holds a core for that long too (a copy's sidecar job is counted in the copy's own cost).
+So the job's reads compete with Immich's digestion of earlier uploads, and a benchmark's time until the
+fake is idle again (`Costs.idle`) is what a user waits for, as in `bench/real_bench.py`.
 
 The figures are Immich 3.1.0's on the 2-core test machine (README, "On a real Immich"): each read
 replayed alone on an idle server, and the floor's phases (an upload with the jobs it queues; a copy).

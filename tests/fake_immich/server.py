@@ -790,14 +790,12 @@ class Routes:
             if body.get(name):  # asset.deletedAt >= / <= the bound: live assets (null) never match
                 bound = _instant(body[name])
                 assets = [a for a in assets if a.deleted_at is not None and keep(a.deleted_at, bound)]
-        for name, keep in (("updatedAfter", lambda at, bound: at >= bound), ("updatedBefore", lambda at, bound: at <= bound)):
-            if body.get(name):  # searchAssetBuilder: asset.updatedAt >= / <= the bound
-                bound = _instant(body[name])
-                assets = [a for a in assets if keep(a.updated_at, bound)]
-        for name, keep in (("takenAfter", lambda at, bound: at >= bound), ("takenBefore", lambda at, bound: at <= bound)):
-            if body.get(name):  # searchAssetBuilder: asset.fileCreatedAt >= / <= the bound
-                bound = _instant(body[name])
-                assets = [a for a in assets if keep(_instant(a.file_created_at), bound)]
+        # searchAssetBuilder: asset.updatedAt, asset.fileCreatedAt >= / <= the bound
+        for prefix, at in (("updated", lambda a: a.updated_at), ("taken", lambda a: _instant(a.file_created_at))):
+            for name, keep in ((f"{prefix}After", lambda t, bound: t >= bound), (f"{prefix}Before", lambda t, bound: t <= bound)):
+                if body.get(name):
+                    bound = _instant(body[name])
+                    assets = [a for a in assets if keep(at(a), bound)]
         visibility = body.get("visibility")
         assets = [a for a in assets if (a.visibility == visibility if visibility else a.visibility != "locked")]
         if body.get("checksum"):
