@@ -7,7 +7,8 @@ import pytest
 
 from job.immich import errors
 from job.immich.client import ImmichClient
-from job.immich.http import RETRY_AFTER_CAP, CappedRetry, Transport, retry_safe
+from job.immich.endpoints import retry_safe
+from job.immich.http import RETRY_AFTER_CAP, CappedRetry, Transport
 from tests.invariant import check, snapshot
 
 
