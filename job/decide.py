@@ -83,8 +83,8 @@ class Scope:
         return self.aliases.names(path, self._roots)
 
     @cached_property
-    def _roots(self) -> tuple[str, ...]:
-        return tuple(root for lib in self.libraries for root in lib.importPaths)
+    def _roots(self) -> paths.Roots:
+        return paths.Roots.of(root for lib in self.libraries for root in lib.importPaths)
 
     @cached_property
     def covering(self) -> paths.Covering:

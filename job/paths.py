@@ -79,6 +79,15 @@ def _slashes(name: str) -> Iterator[int]:
 Identity = tuple[int, int]  # (st_dev, st_ino) of a folder the job sees
 
 
+class Roots(tuple):
+    """Import paths as `Aliases.names` compares them: no trailing '/', blanks left out. Made once per list
+    of libraries (a server can have hundreds): not again on each of a run's thousands of lookups."""
+
+    @classmethod
+    def of(cls, roots: Iterable[str]) -> Roots:
+        return roots if isinstance(roots, cls) else cls(r.rstrip("/") for r in roots if r.strip())
+
+
 def local_identity(path: str) -> Identity | None:
     """The folder at `path` as the job sees it, or None where it sees nothing there."""
     try:
@@ -114,7 +123,7 @@ class Aliases:
         """`path` first, then its other names, each once. Remembered: the answer changes only when the run
         learns an alias (what the job sees of a folder is read once per run), so it is kept under how many
         it has learned (only ever more)."""
-        roots = tuple(r.rstrip("/") for r in roots if r.strip())
+        roots = Roots.of(roots)
         key = (path, roots, len(self._learned))  # the count read before the names are found: never newer
         found = self._known.get(key)
         if found is None:
@@ -177,7 +186,7 @@ def shared_folders(libraries: Iterable[Library], aliases: Aliases) -> list[tuple
     """Pairs of libraries whose import paths reach one folder: (a, b, the folder as b names it, whether it
     takes another name of it to see that: an alias or a link)."""
     libraries = list(libraries)
-    roots = [r for lib in libraries for r in lib.importPaths]
+    roots = Roots.of(r for lib in libraries for r in lib.importPaths)
     found = []
     for i, a in enumerate(libraries):
         for b in libraries[i + 1:]:
