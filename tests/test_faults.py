@@ -3,11 +3,15 @@ transfer can never turn into."""
 
 from __future__ import annotations
 
+import base64
+import http.server
+import threading
+
 import pytest
 
 from job.immich import errors
 from job.immich.client import ImmichClient
-from job.immich.endpoints import retry_safe
+from job.immich.endpoints import ENDPOINTS, retry_safe
 from job.immich.http import RETRY_AFTER_CAP, CappedRetry, Transport
 from tests.invariant import check, snapshot
 
@@ -55,6 +59,47 @@ def test_only_calls_safe_to_repeat_are_retried():
     assert not retry_safe("PUT", "/api/assets/copy"), "a repeated stack copy dissolves the stack"
     assert not retry_safe("POST", "/api/assets"), "the upload body is a one-shot stream"
     assert not retry_safe("POST", "/api/faces") and not retry_safe("POST", "/api/stacks")
+
+
+def test_each_request_carries_the_key_and_the_urls_password_and_asks_for_no_compression_and_no_cookie():
+    """The transport prepares its requests itself (not through a requests.Session): what a Session added
+    that the job relies on must still be there (a user and password in IMMICH_URL become Basic auth), and
+    what it added that the job does not want must not (gzip answers, cookies sent back)."""
+    seen: list[dict[str, str]] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            body = b'{"major": 3, "minor": 1, "patch": 0}' * 100  # over compression's 1 KB threshold
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Set-Cookie", "immich_session=abc; Path=/")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    transport = Transport(f"http://ext2int:p%40ss@127.0.0.1:{server.server_address[1]}", "KEY-1", timeout=5,
+                          retries=0, pool_size=2)
+    try:
+        for _ in range(2):
+            response = transport.request(ENDPOINTS["server_version"])
+            assert response.content.startswith(b'{"major": 3')
+    finally:
+        transport.close()
+        server.shutdown()
+        server.server_close()
+    assert len(seen) == 2
+    for headers in seen:
+        assert headers["x-api-key"] == "KEY-1"
+        assert headers["authorization"] == "Basic " + base64.b64encode(b"ext2int:p@ss").decode()
+        assert headers["accept-encoding"] == "identity"
+        assert "cookie" not in headers, "a cookie Immich set is never sent back: the key is the only credential"
+    assert transport.by_route()["GET /api/server/version"]["count"] == 2
 
 
 def test_a_lost_copy_answer_is_not_repeated_blindly_and_the_stack_survives(fake, scene, run_job):
