@@ -9,7 +9,7 @@ import hashlib
 import random
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -365,6 +365,18 @@ def observe_change_markers(api: Api, import_root: Path, seed: int) -> list[tuple
     by_name = {Path(a["originalPath"]).name: a["id"] for a in api.search(libraryId=lib["id"])}
     a, b = by_name["a.jpg"], by_name["b.jpg"]
     album = api.call("POST", "/albums", json={"albumName": f"markers-{seed}", "assetIds": [b]})
+    seen.append(("an album made with an asset has it as its cover at once", album["albumThumbnailAssetId"] == b))
+    # an album's cover is set when an asset joins an album without one, not at the next read of albums: the
+    # read that follows moves nothing (album.service.ts addAssets)
+    empty = api.call("POST", "/albums", json={"albumName": f"markers-empty-{seed}"})
+    api.call("PUT", f"/albums/{empty['id']}/assets", json={"ids": [a]})
+    added = datetime.now(timezone.utc)
+    time.sleep(0.05)  # timestamps are to the millisecond
+    shown = api.get(f"/albums/{empty['id']}", params={"withoutAssets": "true"})
+    seen.append(("an asset added to an album without a cover", {
+        "cover before": empty["albumThumbnailAssetId"], "cover after": shown["albumThumbnailAssetId"] == a,
+        "album.updatedAt is the add's": datetime.fromisoformat(shown["updatedAt"].replace("Z", "+00:00")) <= added}))
+    api.call("DELETE", f"/albums/{empty['id']}/assets", json={"ids": [a]})
     copy_target = upload(api, media.jpeg(seed + 3), "markers-target.jpg")[1]["id"]
     wait_idle(api)
 
@@ -417,6 +429,9 @@ def test_the_fake_moves_the_change_markers_like_the_real_immich(e2e, tmp_path):
     real = real_and_fake(e2e, tmp_path, observe_change_markers)
     moves = {"asset.updatedAt moved": True, "album.updatedAt moved": False, "assetCount": 0}
     assert real == [
+        ("an album made with an asset has it as its cover at once", True),
+        ("an asset added to an album without a cover",
+         {"cover before": None, "cover after": True, "album.updatedAt is the add's": True}),
         ("adding the asset to an album", {"asset.updatedAt moved": False, "album.updatedAt moved": True, "assetCount": 1}),
         ("taking it out of the album", {"asset.updatedAt moved": False, "album.updatedAt moved": False, "assetCount": -1}),
         ("the copy endpoint adding another asset to the album",

@@ -171,7 +171,8 @@ class Scene:
         owner = owner or self.admin
         users = {owner.id: "owner"} | {u.id: role for u, role in (shared_with or {}).items()}
         album = Album(new_id(), owner.id, name, users, [a.id for a in assets])
-        album.thumbnail_asset_id = cover.id if cover else None
+        # as Immich makes an album with assets: the first is its cover (album.service.ts create)
+        album.thumbnail_asset_id = cover.id if cover else (assets[0].id if assets else None)
         with self.world.lock:
             self.world.albums[album.id] = album
         return album

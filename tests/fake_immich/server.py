@@ -690,6 +690,7 @@ class Routes:
         body = call.json()
         album = Album(new_id(), call.user.id, body.get("albumName", ""), {call.user.id: "owner"},
                       list(dict.fromkeys(body.get("assetIds", []))))
+        album.thumbnail_asset_id = album.asset_ids[0] if album.asset_ids else None  # album.service.ts create
         world.albums[album.id] = album
         return 201, render.album(world, album)
 
@@ -1101,8 +1102,10 @@ class Routes:
             else:
                 album.asset_ids.append(asset_id)
                 results.append({"id": asset_id, "success": True})
-        if any(r["success"] for r in results):
+        added = [r["id"] for r in results if r["success"]]
+        if added:  # album.service.ts addAssets: one UPDATE of the album, and its first new asset as the cover if none
             album.updated_at = time.time()
+            album.thumbnail_asset_id = album.thumbnail_asset_id or added[0]
         return results
 
     @staticmethod
