@@ -9,6 +9,27 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
+from typing import Any
+
+
+def instant(text: Any) -> datetime | None:
+    """An ISO 8601 time as Immich or the job spells it ('...Z' or an offset), aware; None when `text` is
+    not one. A time spelled without a zone is taken as UTC, Immich's zone: the one rule for every time
+    the job reads."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def seconds(text: Any) -> float | None:
+    """`instant` as seconds since the epoch."""
+    moment = instant(text)
+    return moment.timestamp() if moment is not None else None
 
 
 class Clock:

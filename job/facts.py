@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any
 
 from job import journal
+from job.clock import instant
 from job.immich.models import Album, Asset, Edit, Face, MetadataItem, Stack
 
 FACE_IOU = 0.5
@@ -51,13 +52,9 @@ def normalize_instant(value: str | None) -> str | None:
     """Any ISO timestamp -> UTC 'YYYY-MM-DDTHH:MM:SS.mmmZ' (Immich answers with several spellings)."""
     if not value:
         return None
-    text = value.strip().replace("Z", "+00:00")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    moment = instant(value)
+    if moment is None:
         return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
     moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

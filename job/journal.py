@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from job.clock import seconds
 from job.immich.models import Asset, MetadataItem
 
 KEY = "immich-ext2int"
@@ -51,13 +52,6 @@ def value_of(items: tuple[MetadataItem, ...] | list[MetadataItem] | None, key: s
 
 def stamp(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
-
-
-def seconds(text: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # --- the journal (on a source) --------------------------------------------------------------------

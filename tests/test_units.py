@@ -10,6 +10,8 @@ import json
 import pytest
 
 from job import journal
+from job.clock import instant, seconds
+from job.facts import normalize_instant
 from job.decide import Scope, decide
 from job.immich.errors import TruncatedTransfer
 from job.immich.models import Asset, Exif
@@ -251,3 +253,18 @@ def test_the_fakes_model_of_immichs_costs_digests_an_upload_in_the_background():
     assert costs.backlog() == 0 and asset.extracted_at != float("inf")
     assert costs.spent == pytest.approx(0.003)
     costs.close()
+
+
+def test_every_time_the_job_reads_is_parsed_by_one_rule():
+    """Immich spells its times with 'Z' or an offset; a time without a zone is taken as UTC, Immich's zone,
+    wherever the job reads one (claims and journals, the gate's window, a face's age, a normalized date)."""
+    utc = instant("2024-05-01T10:00:00.123Z")
+    assert utc is not None and utc.utcoffset().total_seconds() == 0
+    assert instant("2024-05-01T12:00:00.123+02:00") == utc
+    assert instant("2024-05-01T10:00:00.123") == utc, "no zone: UTC"
+    assert seconds("2024-05-01T10:00:00Z") == 1714557600.0
+    for not_a_time in (None, "", "yesterday", "2024-13-01T00:00:00Z", 12):
+        assert instant(not_a_time) is None and seconds(not_a_time) is None
+    assert normalize_instant("2024-05-01T12:00:00.123456+02:00") == "2024-05-01T10:00:00.123Z"
+    assert normalize_instant("2024-05-01T10:00:00") == "2024-05-01T10:00:00.000Z"
+    assert normalize_instant("not a time") == "not a time", "kept as it came, to be shown in a difference"

@@ -5,6 +5,7 @@ journal written by an earlier run names the target without a new transfer."""
 from __future__ import annotations
 
 from job import journal
+from job.clock import seconds
 from job.immich import errors
 from job.immich.models import Asset
 from job.move.context import Member, RunContext, StepFailed
@@ -85,7 +86,7 @@ def intents(ctx: RunContext, members: list[Member]) -> list[tuple[str, str, dict
         if member.since is None:
             value = journal.intent(entry, source.asset, ctx.clock.time(), ctx.run_id)
             if value is not None:
-                member.since = journal.seconds(value["since"])
+                member.since = seconds(value["since"])
                 writes.append((source.asset.id, journal.KEY, value))
     return writes
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
+from job.clock import seconds
 from job.facts import FACE_IOU, FaceBox, Facts, face_box, unmatched_faces
 from job.immich import errors
 from job.immich.models import Face
@@ -20,7 +19,7 @@ def reconcile(ctx: RunContext, member: Member, target: Facts) -> None:
     source_faces = {face_box(f): f for s in member.sources for f in s.faces or () if f.person}
     detected_any = any(f.sourceType == "machine-learning" for f in target.faces or ())
     now = ctx.clock.time()
-    created_at = _timestamp(target.asset.createdAt) or now
+    created_at = seconds(target.asset.createdAt) or now
     may_create = not ctx.caps.facial_recognition or detected_any or now - created_at >= ctx.settings.face_wait
     waiting = False
     for want in missing:
@@ -58,10 +57,3 @@ def boxes(faces: tuple[Face, ...]) -> frozenset[FaceBox]:
     return frozenset(b for b in map(face_box, faces) if b is not None)
 
 
-def _timestamp(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from job import journal
-from job.clock import SYSTEM
+from job.clock import SYSTEM, instant
 from job.decide import Scope
 from job.facts import normalize_instant
 from job.immich import errors
@@ -283,7 +283,7 @@ class Gate:
                 continue
             for member in pending.members:
                 for facts in member.sources:
-                    a, at = facts.asset, _moment(facts.asset.fileCreatedAt)
+                    a, at = facts.asset, instant(facts.asset.fileCreatedAt)
                     if a.tags or a.stack is not None or facts.albums or not a.libraryId or at is None:
                         continue
                     key = (pending.unit.user, a.libraryId)
@@ -391,12 +391,3 @@ class Gate:
                 claim.let_go(ctx, pending.claim, pending.claim_ids)
         except (errors.ImmichError, StepFailed) as exc:
             log.warning("could not journal %s after the gate held it: %s", outcome.path, exc)
-
-
-def _moment(text: str | None) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None  # Immich's times are UTC, spelled so
-
