@@ -154,7 +154,7 @@ class Transport:
         timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
         """Send one call to `endpoint` (with `ids` in its path); return the response when its status is in
-        `expect`, else raise the matching ImmichError. The key is in the session headers only, never in a
+        `expect`, else raise the matching ImmichError. The key is in the transport's headers only, never in a
         message."""
         method = endpoint.method
         api_path = "/api" + endpoint.url_path(*ids)
