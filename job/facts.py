@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from job import journal
@@ -53,8 +53,11 @@ def normalize_instant(value: str | None) -> str | None:
     if not value:
         return None
     moment = instant(value)
-    if moment is None:
-        return value
+    return instant_text(moment) if moment is not None else value
+
+
+def instant_text(moment: datetime) -> str:
+    """An aware time in Immich's spelling: UTC 'YYYY-MM-DDTHH:MM:SS.mmmZ'."""
     moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

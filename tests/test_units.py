@@ -11,8 +11,8 @@ import pytest
 
 from job import journal
 from job.clock import instant, seconds
-from job.facts import normalize_instant
 from job.decide import Scope, decide
+from job.facts import normalize_instant
 from job.immich.errors import TruncatedTransfer
 from job.immich.models import Asset, Exif
 from job.immich.multipart import MultipartBody

@@ -8,11 +8,12 @@ place that decides which Immich calls may be repeated blindly and which change s
 (`Endpoint.changes`, refused in a dry run).
 
 Why not `requests.Session.request`: a call through a Session merges cookies, hooks, auth and settings
-and walks redirects on every request, which cost the job about 0.3 ms of CPU per call (a third of its
-whole cost per call on a loopback Immich, measured), and the job needs none of it: one server, an API
-key in a header, no cookies, no redirects followed. So the transport prepares each request itself
-(`PreparedRequest.prepare`, as a Session does: a user and password in IMMICH_URL still become Basic
-auth) and hands it to the adapter, with the proxy and CA settings read once from the environment.
+and walks redirects on every request, which cost the job about 0.45 ms of CPU per call (0.97 ms through
+a Session, 0.53 ms through the adapter, measured alone against a real Immich), and the job needs none
+of it: one server, an API key in a header, no cookies, no redirects followed. So the transport prepares
+each request itself (`PreparedRequest.prepare`, as a Session does: a user and password in IMMICH_URL
+still become Basic auth) and hands it to the adapter, with the proxy and CA settings read once from the
+environment.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import logging
 import os
 import re
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 

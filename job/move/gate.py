@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from job import journal
 from job.clock import SYSTEM, instant
 from job.decide import Scope
-from job.facts import normalize_instant
+from job.facts import instant_text
 from job.immich import errors
 from job.immich.models import Asset
 from job.move import bring, claim, read
@@ -298,8 +298,8 @@ class Gate:
             try:
                 page = self._ctx(user).client.search_assets(
                     page=1, size=self.SOURCES_PAGE, with_exif=True, with_people=True, unstacked=True, libraryId=library,
-                    hasAlbums=False, hasTags=False, takenAfter=normalize_instant((lo - ms).isoformat()),
-                    takenBefore=normalize_instant((hi + ms).isoformat()))
+                    hasAlbums=False, hasTags=False, takenAfter=instant_text(lo - ms),
+                    takenBefore=instant_text(hi + ms))
             except errors.ImmichError:
                 continue
             listed = {a.id: a for a in page.items if a.libraryId == library and not a.isTrashed}
